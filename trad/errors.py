@@ -1,0 +1,61 @@
+"""The one exception tree of trad.
+
+    TradError
+     ├── InvalidInput        bad input from a user: 422 (CLI: exit 2)
+     ├── NotFound            an unknown id: 404
+     ├── Conflict            an action the current state forbids: 409
+     ├── ServiceUnavailable  PostgreSQL or Redis cannot be reached: 503
+     └── Cancelled           a stop was requested; training unwinds and ends `stopped`
+
+The core raises these; the API maps them to the JSON error shape in one handler.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class TradError(Exception):
+    """Base of every error trad raises on purpose."""
+
+    code = "ERROR"
+
+    def __init__(self, message: str, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = list(details or [])
+
+
+class InvalidInput(TradError):
+    """The input is invalid; `details` names each bad field and what is wrong with it."""
+
+    code = "VALIDATION_ERROR"
+
+    @classmethod
+    def field(cls, field: str, issue: str) -> "InvalidInput":
+        """One bad field: the message and the detail say the same thing."""
+        return cls(f"{field}: {issue}", [{"field": field, "issue": issue}])
+
+
+class NotFound(TradError):
+    """No such job, strategy or symbol."""
+
+    code = "NOT_FOUND"
+
+
+class Conflict(TradError):
+    """The action does not fit the current state (e.g. stopping a finished job)."""
+
+    code = "CONFLICT"
+
+
+class ServiceUnavailable(TradError):
+    """PostgreSQL or Redis does not answer."""
+
+    code = "SERVICE_UNAVAILABLE"
+
+
+class Cancelled(TradError):
+    """A stop was requested for the job; raised from progress callbacks."""
+
+    code = "CANCELLED"
