@@ -10,19 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-TIMEFRAME_SECONDS = {
-    "1m": 60, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "4h": 14400, "1d": 86400,
-}
+from trad.data.frames import timeframe_seconds
 
 DEFAULT_START = pd.Timestamp("2024-01-01", tz="UTC")
-
-
-def timeframe_seconds(timeframe: str) -> int:
-    """Seconds per candle of a timeframe such as '5m'; KeyError-free: ValueError on unknown."""
-    try:
-        return TIMEFRAME_SECONDS[timeframe]
-    except KeyError:
-        raise ValueError(f"unknown timeframe {timeframe!r}; choose one of {', '.join(TIMEFRAME_SECONDS)}") from None
 
 
 def synthetic_candles(

@@ -1,0 +1,165 @@
+"""Read OHLCV candles from CSV files of the common shapes, with errors that name the line.
+
+Accepted: a header row or none (then the columns are timestamp, open, high, low, close,
+volume); common column names (`Date`, `time`, `Open`, `o`, `Vol`, an unnamed first
+column …); timestamps as Unix seconds, milliseconds, microseconds or ISO 8601 text
+(naive times are UTC). Every row is checked before anything is written.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+import pandas as pd
+
+from trad.errors import InvalidInput
+
+COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
+
+ALIASES = {
+    "timestamp": ("timestamp", "time", "date", "datetime", "ts", "open_time", "opentime",
+                  "unix", "time_utc", "date_time", "", "unnamed: 0", "index"),
+    "open": ("open", "o", "open_price", "opening"),
+    "high": ("high", "h", "high_price", "max"),
+    "low": ("low", "l", "low_price", "min"),
+    "close": ("close", "c", "close_price", "closing", "last", "price"),
+    "volume": ("volume", "vol", "v", "volume_base", "base_volume", "qty", "quantity"),
+}
+
+SYMBOL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,31}$")
+
+
+def validate_symbol(symbol: str) -> str:
+    """A symbol is 1–32 letters, digits or . _ : / - ; returned as given."""
+    if not isinstance(symbol, str) or not SYMBOL_PATTERN.match(symbol):
+        raise InvalidInput.field("symbol", f"invalid symbol {symbol!r}: use 1-32 letters, digits or . _ : / -")
+    return symbol
+
+
+def read_candles_csv(source: str | Path | IO[str]) -> pd.DataFrame:
+    """Parse a CSV of candles into timestamp (UTC), open, high, low, close, volume, sorted by time."""
+    text = _read_text(source)
+    lines = text.splitlines()
+    if not lines or not any(line.strip() for line in lines):
+        raise InvalidInput.field("file", "the file is empty")
+    has_header = _looks_like_header(lines[0])
+    try:
+        raw = pd.read_csv(io.StringIO(text), header=0 if has_header else None, dtype=str,
+                          keep_default_na=False, skip_blank_lines=False)
+    except pd.errors.ParserError as exc:
+        found = re.search(r"line (\d+)", str(exc))
+        where = f"line {found.group(1)}" if found else "file"
+        raise InvalidInput(f"{where}: {exc}", [{"field": where, "issue": str(exc)}]) from None
+    raw = raw.fillna("")
+    first_line = 2 if has_header else 1
+    columns = _map_columns(list(raw.columns), has_header)
+    frame = raw[[columns[c] for c in COLUMNS]].copy()
+    frame.columns = list(COLUMNS)
+    frame.index = np.arange(first_line, first_line + len(frame))  # file line numbers
+    frame = frame[~(frame == "").all(axis=1)]
+    if frame.empty:
+        raise InvalidInput.field("file", "no candles in the file")
+    return _parse_rows(frame)
+
+
+def _read_text(source: str | Path | IO[str]) -> str:
+    if hasattr(source, "read"):
+        data = source.read()
+        return data.decode("utf-8-sig") if isinstance(data, bytes) else data.lstrip("\ufeff")
+    path = Path(source)
+    if not path.is_file():
+        raise InvalidInput.field("file", f"no such file: {path}")
+    return path.read_text(encoding="utf-8-sig")
+
+
+def _looks_like_header(line: str) -> bool:
+    """A first line is a header unless every field reads as a number or a date."""
+    for field in next(iter(pd.read_csv(io.StringIO(line), header=None, dtype=str,
+                                       keep_default_na=False).itertuples(index=False)), ()):
+        field = field.strip()
+        if not field:
+            return True
+        try:
+            float(field)
+            continue
+        except ValueError:
+            pass
+        if pd.isna(pd.to_datetime(field, errors="coerce", utc=True, format="ISO8601")):
+            return True
+    return False
+
+
+def _map_columns(names: list, has_header: bool) -> dict[str, object]:
+    """Which raw column holds each of timestamp/open/high/low/close/volume."""
+    if not has_header:
+        if len(names) < 6:
+            raise InvalidInput.field("file", f"line 1: expected 6 columns (timestamp, open, high, low, close, volume), found {len(names)}")
+        return dict(zip(COLUMNS, names))
+    normalised = {str(n).strip().lower().replace(" ", "_"): n for n in names}
+    found, missing = {}, []
+    for column, aliases in ALIASES.items():
+        match = next((normalised[a] for a in aliases if a in normalised), None)
+        if match is None and column == "timestamp" and str(names[0]).startswith("Unnamed"):
+            match = names[0]
+        if match is None:
+            missing.append(column)
+        else:
+            found[column] = match
+    if missing:
+        raise InvalidInput.field("file", f"line 1: no column for {', '.join(missing)} (header: {', '.join(map(str, names))})")
+    return found
+
+
+def _parse_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Convert and check every row; the first bad one raises with its line number."""
+    out = pd.DataFrame(index=frame.index)
+    out["timestamp"] = parse_timestamps(frame["timestamp"])
+    _fail_on(out["timestamp"].isna(), frame, "timestamp", "is not a Unix time or an ISO 8601 date")
+    for column in COLUMNS[1:]:
+        values = pd.to_numeric(frame[column].str.strip(), errors="coerce")
+        _fail_on(values.isna() | ~np.isfinite(values), frame, column, "is not a number")
+        out[column] = values.astype("float64")
+    for column in ("open", "high", "low", "close"):
+        _fail_on(out[column] <= 0, frame, column, "must be > 0")
+    _fail_on(out["volume"] < 0, frame, "volume", "must be >= 0")
+    _fail_on(out["high"] < out[["open", "close", "low"]].max(axis=1), frame, "high",
+             "is below the open, close or low of the same candle")
+    _fail_on(out["low"] > out[["open", "close"]].min(axis=1), frame, "low",
+             "is above the open or close of the same candle")
+    duplicated = out["timestamp"].duplicated(keep="first")
+    _fail_on(duplicated, frame, "timestamp", "repeats an earlier candle's time")
+    return out.sort_values("timestamp", kind="stable").reset_index(drop=True)
+
+
+def _fail_on(bad: pd.Series, frame: pd.DataFrame, column: str, issue: str) -> None:
+    if bad.any():
+        line = int(bad[bad].index[0])
+        value = frame.at[line, column]
+        raise InvalidInput(f"line {line}: {column} {value!r} {issue}",
+                           [{"field": f"line {line}", "issue": f"{column} {value!r} {issue}"}])
+
+
+def parse_timestamps(values: pd.Series) -> pd.Series:
+    """UTC timestamps from Unix s/ms/µs/ns numbers or ISO text; unparseable → NaT."""
+    stripped = values.astype(str).str.strip()
+    numbers = pd.to_numeric(stripped, errors="coerce")
+    if numbers.notna().all() and len(numbers):
+        unit = _epoch_unit(float(numbers.abs().max()))
+        return pd.to_datetime(numbers, unit=unit, utc=True, errors="coerce")
+    parsed = pd.to_datetime(stripped, utc=True, errors="coerce", format="ISO8601")
+    return parsed.where(numbers.isna())  # a lone number among dates is an error, not 1970
+
+
+def _epoch_unit(largest: float) -> str:
+    """Guess the epoch unit from the magnitude of the largest value."""
+    if largest < 1e11:
+        return "s"
+    if largest < 1e14:
+        return "ms"
+    if largest < 1e17:
+        return "us"
+    return "ns"

@@ -1,0 +1,181 @@
+"""PostgreSQL access: a connection pool, a transaction helper and the migrations runner.
+
+Nothing connects at import time. A `Database` opens connections lazily, is safe to use
+from threads, and after a fork the child builds its own pool instead of sharing the
+parent's sockets. A connection that failed (server restarted, backend terminated) is
+thrown away, never handed out again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import psycopg2
+import psycopg2.extensions
+import psycopg2.extras
+import psycopg2.pool
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "sql" / "migrations"
+MIGRATION_LOCK_KEY = 0x7472_6164  # "trad": serialises concurrent `db upgrade` runs
+
+CONNECTION_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
+
+_adapters_registered = False
+
+
+def register_adapters() -> None:
+    """Let numpy scalars and dicts pass as query parameters (once per process)."""
+    global _adapters_registered
+    if _adapters_registered:
+        return
+    import numpy as np
+
+    for kind in (np.float64, np.float32):
+        psycopg2.extensions.register_adapter(kind, lambda v: psycopg2.extensions.AsIs(repr(float(v))))
+    for kind in (np.int64, np.int32, np.int16, np.int8, np.uint32, np.uint64):
+        psycopg2.extensions.register_adapter(kind, lambda v: psycopg2.extensions.AsIs(int(v)))
+    psycopg2.extensions.register_adapter(np.bool_, lambda v: psycopg2.extensions.AsIs(bool(v)))
+    psycopg2.extensions.register_adapter(dict, psycopg2.extras.Json)
+    _adapters_registered = True
+
+
+class Database:
+    """A lazily created, fork-aware pool of connections to one PostgreSQL database."""
+
+    def __init__(self, url: str, max_connections: int = 10, connect_timeout: int = 5) -> None:
+        self.url = url
+        self.max_connections = max_connections
+        self.connect_timeout = connect_timeout
+        self._pool: psycopg2.pool.ThreadedConnectionPool | None = None
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict:
+        return {"url": self.url, "max_connections": self.max_connections,
+                "connect_timeout": self.connect_timeout}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(**state)
+
+    def _get_pool(self) -> psycopg2.pool.ThreadedConnectionPool:
+        with self._lock:
+            if self._pool is None or self._pid != os.getpid():
+                register_adapters()
+                # A forked child must not touch its parent's sockets: start a new pool.
+                self._pool = psycopg2.pool.ThreadedConnectionPool(
+                    0, self.max_connections, self.url,
+                    connect_timeout=self.connect_timeout,
+                    cursor_factory=psycopg2.extras.RealDictCursor,
+                )
+                self._pid = os.getpid()
+            return self._pool
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg2.extensions.connection]:
+        """A pooled connection, committed when the block ends, rolled back on error."""
+        pool = self._get_pool()
+        conn = pool.getconn()
+        broken = bool(conn.closed)
+        try:
+            if broken:
+                raise psycopg2.InterfaceError("connection already closed")
+            yield conn
+            conn.commit()
+        except BaseException as exc:
+            broken = broken or isinstance(exc, CONNECTION_ERRORS) or bool(conn.closed)
+            if not conn.closed:
+                try:
+                    conn.rollback()
+                except CONNECTION_ERRORS:
+                    broken = True
+            raise
+        finally:
+            pool.putconn(conn, close=broken)
+
+    transaction = connection
+
+    @contextmanager
+    def cursor(self) -> Iterator[psycopg2.extras.RealDictCursor]:
+        """A cursor in its own transaction; rows come back as dicts."""
+        with self.connection() as conn, conn.cursor() as cur:
+            yield cur
+
+    def close(self) -> None:
+        """Close every pooled connection (owned by this process)."""
+        with self._lock:
+            if self._pool is not None and self._pid == os.getpid():
+                self._pool.closeall()
+            self._pool = None
+
+
+def connect(url: str, autocommit: bool = False, connect_timeout: int = 5) -> psycopg2.extensions.connection:
+    """One unpooled connection (LISTEN, migrations, admin work)."""
+    register_adapters()
+    conn = psycopg2.connect(url, connect_timeout=connect_timeout,
+                            cursor_factory=psycopg2.extras.RealDictCursor)
+    conn.autocommit = autocommit
+    return conn
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One numbered SQL file of sql/migrations."""
+
+    name: str
+    path: Path
+
+    @property
+    def sql(self) -> str:
+        return self.path.read_text(encoding="utf-8")
+
+
+def list_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    """Migration files in the order they apply (by their NNN_ prefix)."""
+    files = sorted(p for p in directory.glob("[0-9][0-9][0-9]_*.sql"))
+    return [Migration(p.stem, p) for p in files]
+
+
+def applied_migrations(conn: psycopg2.extensions.connection) -> set[str]:
+    """Names recorded in schema_migrations; empty when the table does not exist yet."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('schema_migrations') IS NOT NULL AS present")
+        if not cur.fetchone()["present"]:
+            return set()
+        cur.execute("SELECT name FROM schema_migrations")
+        return {row["name"] for row in cur.fetchall()}
+
+
+def upgrade(url: str, directory: Path = MIGRATIONS_DIR) -> list[str]:
+    """Apply the migrations not yet recorded, in order; returns the names applied.
+
+    Each file carries its own transaction and records itself in schema_migrations, so
+    psql (scripts/migrate.sh) and this runner leave the same schema behind.
+    """
+    conn = connect(url, autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+        try:
+            done = applied_migrations(conn)
+            applied = []
+            for migration in list_migrations(directory):
+                if migration.name in done:
+                    continue
+                log.info("applying migration %s", migration.name)
+                with conn.cursor() as cur:
+                    cur.execute(migration.sql)
+                applied.append(migration.name)
+            return applied
+        finally:
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+    finally:
+        conn.close()
