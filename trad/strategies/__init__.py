@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from trad.errors import InvalidInput
 from trad.strategies.base import Param, ParamSpace, Signals, Strategy
+from trad.strategies.liquidity_sweep import LiquiditySweep
+from trad.strategies.rsi_reversion import RsiReversion
+from trad.strategies.sma_crossover import SmaCrossover
 
-STRATEGIES: dict[str, type[Strategy]] = {}
+STRATEGIES: dict[str, type[Strategy]] = {
+    cls.name: cls for cls in (LiquiditySweep, SmaCrossover, RsiReversion)
+}
 
 
 def strategy_names() -> list[str]:
@@ -19,8 +24,9 @@ def get_strategy(name: str) -> type[Strategy]:
         return STRATEGIES[name]
     except (KeyError, TypeError):
         choices = ", ".join(strategy_names())
-        raise InvalidInput.field("strategy", f"unknown strategy {name!r}; choose one of {choices}") from None
+        issue = f"unknown strategy {name!r}; choose one of {choices}"
+        raise InvalidInput.field("strategy", issue) from None
 
 
-__all__ = ["STRATEGIES", "Param", "ParamSpace", "Signals", "Strategy", "get_strategy",
-           "strategy_names"]
+__all__ = ["STRATEGIES", "LiquiditySweep", "Param", "ParamSpace", "RsiReversion", "Signals",
+           "SmaCrossover", "Strategy", "get_strategy", "strategy_names"]
