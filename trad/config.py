@@ -8,6 +8,8 @@ from functools import lru_cache
 from typing import Mapping
 from urllib.parse import quote
 
+from trad.errors import InvalidInput
+
 DEFAULT_DATABASE_URL = "postgresql://localhost/trad"
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 
@@ -80,9 +82,9 @@ def _number(env: Mapping[str, str], name: str, default, kind, minimum):
     try:
         value = kind(raw)
     except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
+        raise InvalidInput.field(name, f"{raw!r} is not a valid {kind.__name__}") from None
     if value < minimum:
-        raise ValueError(f"{name}={raw!r} must be >= {minimum}")
+        raise InvalidInput.field(name, f"{raw!r} must be >= {minimum}")
     return value
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
 CANDLE_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
@@ -35,3 +37,8 @@ def check_candles(frame: pd.DataFrame) -> pd.DataFrame:
     if len(ts) > 1 and not (ts.diff().iloc[1:] > pd.Timedelta(0)).all():
         raise ValueError("candles must be sorted by time without duplicates")
     return frame
+
+
+def sample_csv(name: str = "GOOG-1d.csv") -> Path:
+    """Path of a CSV shipped with trad (see trad/data/samples/README.md)."""
+    return Path(__file__).resolve().parent / "samples" / name

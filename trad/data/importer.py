@@ -8,6 +8,7 @@ column …); timestamps as Unix seconds, milliseconds, microseconds or ISO 8601 
 
 from __future__ import annotations
 
+import csv
 import io
 import re
 from pathlib import Path
@@ -22,7 +23,7 @@ COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
 
 ALIASES = {
     "timestamp": ("timestamp", "time", "date", "datetime", "ts", "open_time", "opentime",
-                  "unix", "time_utc", "date_time", "", "unnamed: 0", "index"),
+                  "unix", "time_utc", "date_time", "t"),
     "open": ("open", "o", "open_price", "opening"),
     "high": ("high", "h", "high_price", "max"),
     "low": ("low", "l", "low_price", "min"),
@@ -50,7 +51,7 @@ def read_candles_csv(source: str | Path | IO[str]) -> pd.DataFrame:
     try:
         raw = pd.read_csv(io.StringIO(text), header=0 if has_header else None, dtype=str,
                           keep_default_na=False, skip_blank_lines=False)
-    except pd.errors.ParserError as exc:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         found = re.search(r"line (\d+)", str(exc))
         where = f"line {found.group(1)}" if found else "file"
         raise InvalidInput(f"{where}: {exc}", [{"field": where, "issue": str(exc)}]) from None
@@ -78,8 +79,9 @@ def _read_text(source: str | Path | IO[str]) -> str:
 
 def _looks_like_header(line: str) -> bool:
     """A first line is a header unless every field reads as a number or a date."""
-    for field in next(iter(pd.read_csv(io.StringIO(line), header=None, dtype=str,
-                                       keep_default_na=False).itertuples(index=False)), ()):
+    if not line.strip():
+        raise InvalidInput.field("line 1", "is empty; expected a header or a candle")
+    for field in next(csv.reader([line])):
         field = field.strip()
         if not field:
             return True

@@ -116,6 +116,12 @@ def upsert_candles(conn: Connection, symbol: str, timeframe: str, frame: pd.Data
         return len(frame)
 
 
+def analyze_candles(conn: Connection) -> None:
+    """Refresh the planner's statistics after a large import, so range loads use the index."""
+    with conn.cursor() as cur:
+        cur.execute("ANALYZE candles")
+
+
 def _range_clause(start: datetime | None, end: datetime | None) -> tuple[str, list]:
     clause, params = "", []
     if start is not None:
@@ -216,8 +222,7 @@ def import_csv(db: Database, path: str | Path, symbol: str, timeframe: str) -> i
     validate_symbol(symbol)
     validate_timeframe(timeframe)
     frame = read_candles_csv(path)
-    with db.transaction() as conn:
-        return upsert_candles(conn, symbol, timeframe, frame)
+    return _store_frame(db, symbol, timeframe, frame)
 
 
 def import_synthetic(db: Database, symbol: str, timeframe: str, candles: int, seed: int = 0,
@@ -228,8 +233,16 @@ def import_synthetic(db: Database, symbol: str, timeframe: str, candles: int, se
     if candles < 1:
         raise InvalidInput.field("candles", "must be >= 1")
     frame = synthetic_candles(candles, seed=seed, timeframe=timeframe, start=start)
+    return _store_frame(db, symbol, timeframe, frame)
+
+
+def _store_frame(db: Database, symbol: str, timeframe: str, frame: pd.DataFrame) -> int:
     with db.transaction() as conn:
-        return upsert_candles(conn, symbol, timeframe, frame)
+        written = upsert_candles(conn, symbol, timeframe, frame)
+    if written >= 10_000:
+        with db.connection() as conn:
+            analyze_candles(conn)
+    return written
 
 
 def load_frame(db: Database, symbol: str, timeframe: str,

@@ -1,0 +1,103 @@
+"""CSV parsing: the shapes people have, and errors that name the line."""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings as hsettings, strategies as st
+
+from trad.data.frames import sample_csv
+from trad.data.importer import read_candles_csv
+from trad.errors import InvalidInput
+
+GOOG = str(sample_csv())
+
+
+def parse(text: str) -> pd.DataFrame:
+    return read_candles_csv(io.StringIO(text))
+
+
+def test_reads_the_backtesting_py_sample_as_is():
+    frame = read_candles_csv(GOOG)
+    assert len(frame) == 2148
+    assert frame["timestamp"].iloc[0] == pd.Timestamp("2004-08-19", tz="UTC")
+    assert frame.iloc[0][["open", "high", "low", "close", "volume"]].tolist() == [100, 104.06, 95.96, 100.34, 22351900]
+
+
+@pytest.mark.parametrize("stamp, expected", [
+    ("1700000000", "2023-11-14 22:13:20"),
+    ("1700000000000", "2023-11-14 22:13:20"),
+    ("1700000000000000", "2023-11-14 22:13:20"),
+    ("2023-11-14T22:13:20Z", "2023-11-14 22:13:20"),
+    ("2023-11-14 23:13:20+01:00", "2023-11-14 22:13:20"),
+    ("2023-11-14 22:13:20", "2023-11-14 22:13:20"),
+])
+def test_timestamps_in_seconds_ms_us_or_iso(stamp, expected):
+    frame = parse(f"time,open,high,low,close,volume\n{stamp},1,2,0.5,1.5,10\n")
+    assert frame["timestamp"].iloc[0] == pd.Timestamp(expected, tz="UTC")
+
+
+def test_no_header_means_the_standard_column_order():
+    frame = parse("1700000000,1,2,0.5,1.5,10\n1700000300,1.5,2,1,1.2,11\n")
+    assert frame["close"].tolist() == [1.5, 1.2]
+
+
+@pytest.mark.parametrize("header", [
+    "Date,Open,High,Low,Close,Volume",
+    "timestamp,o,h,l,c,v",
+    "open_time,open,high,low,close,vol",
+    "Time,Close,Open,Volume,High,Low",
+])
+def test_common_column_names_in_any_order(header):
+    names = [h.strip().lower() for h in header.split(",")]
+    values = {"date": "2024-01-01", "timestamp": "2024-01-01", "open_time": "2024-01-01", "time": "2024-01-01",
+              "open": "10", "o": "10", "high": "12", "h": "12", "low": "9", "l": "9",
+              "close": "11", "c": "11", "volume": "5", "vol": "5", "v": "5"}
+    frame = parse(header + "\n" + ",".join(values[n] for n in names) + "\n")
+    assert frame.iloc[0][["open", "high", "low", "close", "volume"]].tolist() == [10, 12, 9, 11, 5]
+
+
+def test_rows_are_sorted_by_time():
+    frame = parse("t,open,high,low,close,volume\n2024-01-02,1,2,1,1,1\n2024-01-01,1,2,1,1,1\n")
+    assert frame["timestamp"].is_monotonic_increasing
+
+
+@pytest.mark.parametrize("row, line, words", [
+    ("2024-01-03,1,2,0.5,abc,10", 4, "close 'abc' is not a number"),
+    ("not-a-date,1,2,0.5,1,10", 4, "timestamp 'not-a-date'"),
+    ("2024-01-03,1,0.9,0.5,1,10", 4, "high '0.9' is below"),
+    ("2024-01-03,1,2,1.5,1.2,10", 4, "low '1.5' is above"),
+    ("2024-01-03,1,2,0.5,1,-3", 4, "volume '-3' must be >= 0"),
+    ("2024-01-03,0,2,0.5,1,3", 4, "open '0' must be > 0"),
+    ("2024-01-01,1,2,0.5,1,3", 4, "repeats an earlier candle's time"),
+    ("2024-01-03,1,2,0.5,1", 4, "volume '' is not a number"),
+    ("2024-01-03,1,2,0.5,1,3,7", 4, "line 4"),
+])
+def test_a_bad_row_is_named_by_its_line(row, line, words):
+    text = "date,open,high,low,close,volume\n2024-01-01,1,2,0.5,1,10\n2024-01-02,1,2,0.5,1,10\n" + row + "\n"
+    with pytest.raises(InvalidInput) as caught:
+        parse(text)
+    assert f"line {line}" in caught.value.message
+    assert words in caught.value.message
+
+
+def test_missing_columns_are_named():
+    with pytest.raises(InvalidInput, match="no column for volume"):
+        parse("date,open,high,low,close\n2024-01-01,1,2,0.5,1\n")
+
+
+def test_empty_file_is_an_error():
+    with pytest.raises(InvalidInput, match="empty"):
+        parse("")
+
+
+@hsettings(max_examples=60, deadline=None)
+@given(st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30), min_size=1, max_size=8))
+def test_arbitrary_text_parses_or_fails_cleanly(lines):
+    try:
+        frame = parse("\n".join(lines))
+    except InvalidInput:
+        return
+    assert list(frame.columns) == ["timestamp", "open", "high", "low", "close", "volume"]

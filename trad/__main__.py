@@ -1,0 +1,5 @@
+"""`python -m trad` runs the `trad` command."""
+
+from trad.cli import main
+
+main()

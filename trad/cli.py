@@ -1,0 +1,110 @@
+"""The `trad` command: one subcommand per thing a user wants to do."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from trad.config import get_settings
+from trad.errors import TradError
+
+
+def _database():
+    from trad.db import Database
+
+    return Database(get_settings().database_url)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="trad")
+def cli() -> None:
+    """Train trading strategies and watch the training live."""
+
+
+@cli.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the SQL migrations not yet applied (the same files scripts/migrate.sh uses)."""
+    from trad.db import upgrade
+
+    applied = upgrade(get_settings().database_url)
+    click.echo(f"applied {', '.join(applied)}" if applied else "schema is up to date")
+
+
+@cli.group()
+def data() -> None:
+    """Candles: import, synthesise, list."""
+
+
+@data.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--symbol", required=True, help="Symbol the candles belong to, e.g. BTCUSDT.")
+@click.option("--timeframe", required=True, help="Candle length: 1m 5m 15m 30m 1h 4h 1d.")
+def data_import(file: Path, symbol: str, timeframe: str) -> None:
+    """Import candles from a CSV file (upsert; nothing is written if any row is bad)."""
+    from trad.store.candles import import_csv
+
+    started = time.perf_counter()
+    written = import_csv(_database(), file, symbol, timeframe)
+    click.echo(f"imported {written:,} candles of {symbol} {timeframe} in {time.perf_counter() - started:.2f} s")
+
+
+@data.command("synth")
+@click.option("--symbol", required=True, help="Symbol to store the candles under.")
+@click.option("--timeframe", default="5m", show_default=True, help="Candle length.")
+@click.option("--candles", "count", type=click.IntRange(min=1), default=20_000, show_default=True,
+              help="How many candles.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same candles.")
+@click.option("--start", default=None, help="Time of the first candle (ISO date); default 2024-01-01.")
+def data_synth(symbol: str, timeframe: str, count: int, seed: int, start: str | None) -> None:
+    """Generate deterministic synthetic candles (GBM with volume spikes) and store them."""
+    from trad.store.candles import import_synthetic
+
+    started = time.perf_counter()
+    written = import_synthetic(_database(), symbol, timeframe, count, seed=seed, start=start)
+    click.echo(f"stored {written:,} synthetic candles of {symbol} {timeframe} in {time.perf_counter() - started:.2f} s")
+
+
+@data.command("list")
+def data_list() -> None:
+    """Symbols and timeframes with candles."""
+    from trad.store.candles import candle_summary
+
+    with _database().connection() as conn:
+        rows = candle_summary(conn)
+    if not rows:
+        click.echo("no candles yet: try `trad data synth --symbol DEMO`")
+    for row in rows:
+        click.echo(f"{row['symbol']:<12} {row['timeframe']:>4} {row['candles']:>10,}  "
+                   f"{row['first']:%Y-%m-%d %H:%M} → {row['last']:%Y-%m-%d %H:%M}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: usage errors and bad input print one line and exit 2."""
+    import psycopg2
+
+    try:
+        cli.main(args=argv, prog_name="trad", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.UsageError as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except TradError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(2)
+    except psycopg2.OperationalError as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "connection failed"
+        click.echo(f"error: PostgreSQL is not reachable: {first_line}", err=True)
+        sys.exit(1)
