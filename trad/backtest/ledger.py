@@ -1,4 +1,4 @@
-"""Cash accounting of filled trades: units, pnl and the equity curve, vectorised.
+"""Cash accounting of filled trades: units, pnl and the equity curve.
 
 Sizing: a trade spends `size · E` of the equity E before it, entry fee included, so
 units = size · E / (entry_price · (1 + fee)); the exit returns units · exit_price · (1 − fee).
@@ -27,16 +27,23 @@ class Ledger:
 
 def book(fills: Fills, close: np.ndarray, initial_equity: float, size: float,
          fee_rate: float) -> Ledger:
-    """Size every trade from the equity before it and mark equity at every close."""
-    spent_per_unit = fills.entry_price * (1.0 + fee_rate)
-    received_per_unit = fills.exit_price * (1.0 - fee_rate)
-    growth = 1.0 - size + size * received_per_unit / spent_per_unit
-    before = initial_equity * np.concatenate(([1.0], np.cumprod(growth)[:-1]))
-    spent = size * before
-    units = spent / spent_per_unit
-    pnl = units * received_per_unit - spent
-    cash_left = before - spent
-    equity = _equity_curve(fills, close, initial_equity, units, cash_left, before * growth)
+    """Size every trade from the equity before it and mark equity at every close.
+
+    Compounding is sequential in float arithmetic (one step per trade, not per candle),
+    so the figures are exactly those of booking the trades one by one.
+    """
+    count = len(fills.entry_index)
+    units, spent, pnl = np.empty(count), np.empty(count), np.empty(count)
+    cash_left, cash_after = np.empty(count), np.empty(count)
+    cash = float(initial_equity)
+    for k, (entry, exit_) in enumerate(zip(fills.entry_price.tolist(), fills.exit_price.tolist())):
+        spent[k] = size * cash
+        units[k] = spent[k] / (entry * (1 + fee_rate))
+        cash_left[k] = cash - spent[k]
+        proceeds = units[k] * exit_ * (1 - fee_rate)
+        pnl[k] = proceeds - spent[k]
+        cash = cash_after[k] = cash_left[k] + proceeds
+    equity = _equity_curve(fills, close, initial_equity, units, cash_left, cash_after)
     return Ledger(units=units, pnl=pnl, return_pct=pnl / spent, equity=equity)
 
 

@@ -2,7 +2,9 @@
 
 Every metric is a plain Python float (n_trades an int), finite or ±inf, never NaN:
 a metric that is undefined (no trades, zero variance, fewer than two candles) is 0.0.
-Returns are fractions (0.05 = 5 %). Annualisation uses a 365-day year.
+Returns are fractions (0.05 = 5 %). Annualisation uses a 365-day year. A standard
+deviation of returns below NOISE is float rounding (e.g. units · price ≠ cash by one
+ulp on a flat market), far below any price tick, and counts as zero.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import pandas as pd
 from trad.data.frames import timeframe_seconds
 
 SECONDS_PER_YEAR = 365 * 86_400
+NOISE = 1e-12
 
 
 def candles_per_year(timeframe: str | None = None, timestamps: Any = None) -> float:
@@ -52,7 +55,7 @@ def sharpe(returns: np.ndarray, periods_per_year: float) -> float:
     if len(returns) < 2:
         return 0.0
     std = float(np.std(returns, ddof=1))
-    if std == 0.0 or not math.isfinite(std):
+    if std <= NOISE or not math.isfinite(std):
         return 0.0
     return float(np.mean(returns)) / std * math.sqrt(periods_per_year)
 
@@ -66,8 +69,8 @@ def sortino(returns: np.ndarray, periods_per_year: float) -> float:
         return 0.0
     mean = float(np.mean(returns))
     downside = math.sqrt(float(np.mean(np.minimum(returns, 0.0) ** 2)))
-    if downside == 0.0:
-        return math.inf if mean > 0 else 0.0
+    if downside <= NOISE:
+        return math.inf if mean > NOISE else 0.0
     return mean / downside * math.sqrt(periods_per_year)
 
 
@@ -128,7 +131,7 @@ def sqn(trade_returns: np.ndarray) -> float:
     if len(trade_returns) < 2:
         return 0.0
     std = float(np.std(trade_returns, ddof=1))
-    if std == 0.0 or not math.isfinite(std):
+    if std <= NOISE or not math.isfinite(std):
         return 0.0
     return math.sqrt(len(trade_returns)) * float(np.mean(trade_returns)) / std
 
