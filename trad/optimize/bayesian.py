@@ -10,10 +10,12 @@
   both the random points and the sampled candidates satisfy them, so an infeasible
   configuration is never proposed (no penalty needed).
 - Parallel (n_jobs > 1): a point is asked whenever a slot frees, while other evaluations
-  run. The model then sees every finished result plus a "constant liar" for each point
-  still running (told the best value so far), so it does not propose them again.
-- Cost: each model ask refits the GP once. Kernel hyper-parameters are re-optimised
-  (warm-started, no restarts) every `refit_every` new results, and held fixed in between.
+  run. The model is then fitted on every finished result plus a "constant liar" for each
+  point still running (told the best value so far, removed again after the ask), so it
+  does not propose them again.
+- Cost: one Optimizer for the whole run and one GP fit per model ask. Kernel
+  hyper-parameters are re-optimised (warm-started, no restarts) every `refit_every` new
+  results and held fixed in between.
 - Resume: every recorded result is told to the model first; their configurations are
   never proposed again. `total_episodes` counts them.
 - With a seed and n_jobs=1 a run is reproducible; with n_jobs > 1 the order in which
@@ -53,6 +55,7 @@ class BayesianSearch(Optimizer):
         self.n_initial_points = max(1, n_initial_points)
         self.n_points = n_points
         self.refit_every = max(1, refit_every)
+        import skopt  # noqa: F401  (loaded here, so its import time is not charged to the run)
         self._total = min(self.n_iterations, _allowed_count(self.space, constraint, self.n_iterations))
 
     @property
@@ -77,6 +80,18 @@ def _allowed_count(space: Sequence[Dimension], constraint: Constraint | None, wa
     return sum(1 for params in iter_grid(space) if is_feasible(params, constraint))
 
 
+_blas_controller: list[Any] = []
+
+
+def _single_threaded_blas() -> Any:
+    """BLAS limited to one thread: on small GP matrices its threads only fight each other
+    (and the worker processes) — measured 3x faster here."""
+    if not _blas_controller:
+        from threadpoolctl import ThreadpoolController
+        _blas_controller.append(ThreadpoolController())
+    return _blas_controller[0].limit(limits=1, user_api="blas")
+
+
 class Encoding:
     """Configurations ↔ scikit-optimize points; fixed parameters are left out of the points.
 
@@ -88,6 +103,9 @@ class Encoding:
         self.space = list(space)
         self.constraint = constraint
         self.searched = [d for d in self.space if d.is_continuous or d.size > 1]
+        self.values = {d.name: d.grid_values() for d in self.space if not d.is_continuous}
+        self.fixed = {d.name: self.values[d.name][0] for d in self.space if d not in self.searched}
+        self.tables = [(d.name, None if d.is_continuous else self.values[d.name]) for d in self.searched]
 
     def dimensions(self) -> list[Any]:
         """The scikit-optimize dimensions of the searched parameters."""
@@ -99,9 +117,9 @@ class Encoding:
 
     def decode(self, point: Sequence[Any]) -> dict[str, Any]:
         """The configuration of a point, in plain Python values."""
-        values = dict(zip((d.name for d in self.searched), point))
-        return {d.name: (float(values[d.name]) if d.is_continuous else d.value_at(int(values[d.name])))
-                if d.name in values else d.value_at(0) for d in self.space}
+        point_of = dict(zip((d.name for d in self.searched), point))
+        return {d.name: float(point_of[d.name]) if d.is_continuous
+                else self.values[d.name][int(point_of.get(d.name, 0))] for d in self.space}
 
     def encode(self, params: dict[str, Any]) -> list[Any] | None:
         """The point of a configuration, or None when it is not in the space (or not allowed)."""
@@ -112,23 +130,23 @@ class Encoding:
                 for d in self.searched]
 
     def allows(self, point: Sequence[Any]) -> bool:
-        """The `space_constraint` for scikit-optimize."""
-        return is_feasible(self.decode(point), self.constraint)
+        """The `space_constraint` for scikit-optimize (called for every sampled candidate)."""
+        params = dict(self.fixed)
+        for (name, table), value in zip(self.tables, point):
+            params[name] = float(value) if table is None else table[value]
+        return is_feasible(params, self.constraint)
 
 
 class BayesianProposer:
-    """The state of one Bayesian run: told results, points in flight, the GP kernel."""
+    """The state of one Bayesian run: one scikit-optimize Optimizer, results not yet fitted, points in flight."""
 
     def __init__(self, search: BayesianSearch, already_done: Sequence[Evaluation]) -> None:
-        from skopt.space import Space
-
         self.search = search
         self.encoding = Encoding(search.space, search.constraint)
-        self.space = Space(self.encoding.dimensions(), constraint=self._constraint()) \
-            if self.encoding.searched else None
         self.rng = np.random.RandomState(search.seed)
-        self.points: list[list[Any]] = []
-        self.values: list[float] = []
+        self.opt = self._optimizer() if self.encoding.searched else None
+        self.new_points: list[list[Any]] = []
+        self.new_values: list[float] = []
         self.valid_values: list[float] = []
         self.deferred: list[list[Any]] = []
         self.pending: dict[tuple, list[Any]] = {}
@@ -143,21 +161,31 @@ class BayesianProposer:
             if point is not None:
                 self._learn(point, evaluation.score)
 
-    def _constraint(self) -> Any:
-        return None if self.search.constraint is None else self.encoding.allows
+    def _optimizer(self) -> Any:
+        from skopt import Optimizer as SkoptOptimizer
+        from skopt.utils import cook_estimator
+
+        dimensions = self.encoding.dimensions()
+        estimator = cook_estimator("GP", space=dimensions, random_state=self.rng.randint(_SEED_RANGE))
+        estimator.set_params(n_restarts_optimizer=0)
+        constraint = None if self.search.constraint is None else self.encoding.allows
+        return SkoptOptimizer(dimensions, base_estimator=estimator,
+                              n_initial_points=self.search.n_initial_points, acq_func="EI",
+                              acq_optimizer="sampling",
+                              acq_optimizer_kwargs={"n_points": self.search.n_points},
+                              space_constraint=constraint, model_queue_size=1,
+                              random_state=self.rng.randint(_SEED_RANGE))
 
     def propose(self) -> dict[str, Any] | None:
         """The next configuration: random at first, then the model's pick."""
         if self.budget <= 0:
             return None
-        point = self._random_point() if len(self.points) < self.search.n_initial_points \
-            else self._model_point()
-        params = self.encoding.decode(point)
-        if config_key(params) in self.seen:
+        point = self._next_point()
+        if point is None or config_key(self.encoding.decode(point)) in self.seen:
             point = self._unseen_point()
             if point is None:
                 return None
-            params = self.encoding.decode(point)
+        params = self.encoding.decode(point)
         key = config_key(params)
         self.seen.add(key)
         self.pending[key] = point
@@ -165,7 +193,7 @@ class BayesianProposer:
         return params
 
     def tell(self, evaluation: Evaluation) -> None:
-        """Learn a finished evaluation."""
+        """Learn a finished evaluation (fitted into the model at the next ask)."""
         point = self.pending.pop(config_key(evaluation.params), None)
         if point is None:
             point = self.encoding.encode(evaluation.params)
@@ -173,86 +201,91 @@ class BayesianProposer:
             self._learn(point, evaluation.score)
 
     def _learn(self, point: list[Any], score: float | None) -> None:
-        """Record −score; an invalid result counts as the worst valid value (deferred until one exists)."""
+        """Queue −score; an invalid result counts as the worst valid value (deferred until one exists)."""
         if score is None:
             if not self.valid_values:
                 self.deferred.append(point)
                 return
-            self.points.append(point)
-            self.values.append(max(self.valid_values))
+            self.new_points.append(point)
+            self.new_values.append(max(self.valid_values))
             return
         self.valid_values.append(-score)
-        self.points.append(point)
-        self.values.append(-score)
+        self.new_points.append(point)
+        self.new_values.append(-score)
         worst = max(self.valid_values)
-        self.points.extend(self.deferred)
-        self.values.extend([worst] * len(self.deferred))
+        self.new_points.extend(self.deferred)
+        self.new_values.extend([worst] * len(self.deferred))
         self.deferred.clear()
 
-    def _random_point(self) -> list[Any]:
-        return self._sample(1)[0]
+    def _next_point(self) -> list[Any] | None:
+        if self.opt is None:
+            return []
+        with warnings.catch_warnings(), _single_threaded_blas():
+            warnings.simplefilter("ignore")
+            if len(self.opt.Xi) + len(self.new_points) < self.search.n_initial_points:
+                self._flush(fit=False)
+                return self._checked(self.opt.ask)
+            return self._model_point()
 
-    def _sample(self, n: int) -> list[list[Any]]:
-        if self.space is None:
-            return [[] for _ in range(n)]
+    def _flush(self, fit: bool) -> None:
+        if self.new_points:
+            self.opt.tell(self.new_points, self.new_values, fit=fit)
+            self.new_points, self.new_values = [], []
+
+    def _model_point(self) -> list[Any] | None:
+        """Fit once on every result plus a constant liar (the best value) per running point; ask."""
+        running = list(self.pending.values())
+        if not self.new_points and not running:
+            return None
+        told = self.new_values + self.opt.yi
+        lie = min(told)
+        refit = self._prepare_estimator()
+        self.opt.tell(self.new_points + running, self.new_values + [lie] * len(running))
+        if running:
+            del self.opt.Xi[-len(running):], self.opt.yi[-len(running):]
+            self.opt._n_initial_points += len(running)
+        self.new_points, self.new_values = [], []
+        if refit:
+            self._keep_kernel(self.opt.models[-1])
+        return list(self._checked(self.opt.ask))
+
+    def _prepare_estimator(self) -> bool:
+        """Warm-start the GP from the last kernel; re-optimise it every refit_every results. True: refit."""
+        estimator = self.opt.base_estimator_
+        told = len(self.opt.Xi) + len(self.new_points)
+        if self.kernel is not None and told - self.kernel_fitted_at < self.search.refit_every:
+            estimator.set_params(kernel=self.kernel, optimizer=None)
+            return False
+        if self.kernel is not None:
+            estimator.set_params(kernel=self.kernel)
+        estimator.set_params(optimizer="fmin_l_bfgs_b")
+        self.kernel_fitted_at = told
+        return True
+
+    def _keep_kernel(self, model: Any) -> None:
+        """Remember the fitted kernel (with its noise level) to start the next fit from."""
+        from skopt.learning.gaussian_process.kernels import WhiteKernel
+
+        noise = max(float(model.noise_ or 0.0), 1e-5)
+        self.kernel = model.kernel_.k1 + WhiteKernel(noise_level=noise)
+
+    def _checked(self, ask: Any) -> Any:
         try:
-            return self.space.rvs(n_samples=n, random_state=self.rng)
+            return ask()
         except RuntimeError as error:
             raise InvalidInput.field("param_space", "no configuration satisfies the strategy's "
                                                     "constraints") from error
 
     def _unseen_point(self) -> list[Any] | None:
         """A random configuration not evaluated or running yet; a grid scan when draws keep repeating."""
-        for point in self._sample(RANDOM_TRIES):
-            if config_key(self.encoding.decode(point)) not in self.seen:
-                return point
+        if self.opt is not None:
+            points = self._checked(lambda: self.opt.space.rvs(RANDOM_TRIES, random_state=self.rng))
+            for point in points:
+                if config_key(self.encoding.decode(point)) not in self.seen:
+                    return list(point)
         if any(d.is_continuous for d in self.search.space):
             return None
         for params in iter_grid(self.search.space):
             if config_key(params) not in self.seen and is_feasible(params, self.search.constraint):
                 return self.encoding.encode(params)
         return None
-
-    def _model_point(self) -> list[Any]:
-        """The model's pick, fitted on every result plus a constant liar for each running point."""
-        from skopt import Optimizer as SkoptOptimizer
-        from threadpoolctl import threadpool_limits
-
-        running = list(self.pending.values())
-        lie = min(self.values) if self.values else 0.0
-        model = SkoptOptimizer(
-            self.encoding.dimensions(), base_estimator=self._estimator(), n_initial_points=0,
-            acq_func="EI", acq_optimizer="sampling",
-            acq_optimizer_kwargs={"n_points": self.search.n_points},
-            space_constraint=self._constraint(), random_state=self.rng.randint(_SEED_RANGE))
-        with warnings.catch_warnings(), threadpool_limits(1):
-            warnings.simplefilter("ignore")
-            model.tell(self.points + running, self.values + [lie] * len(running))
-            point = model.ask()
-        self._keep_kernel(model.models[-1])
-        return list(point)
-
-    def _estimator(self) -> Any:
-        """A GP warm-started from the last kernel; its hyper-parameters refit every refit_every results."""
-        from skopt.utils import cook_estimator
-
-        estimator = cook_estimator("GP", space=self.encoding.dimensions(),
-                                   random_state=self.rng.randint(_SEED_RANGE))
-        estimator.set_params(n_restarts_optimizer=0)
-        if self.kernel is not None:
-            estimator.set_params(kernel=self.kernel)
-            if len(self.points) - self.kernel_fitted_at < self.search.refit_every:
-                estimator.set_params(optimizer=None)
-                return estimator
-        self.kernel_fitted_at = len(self.points)
-        self.kernel = None
-        return estimator
-
-    def _keep_kernel(self, model: Any) -> None:
-        """Remember the fitted kernel (with its noise level) to start the next fit from."""
-        if self.kernel is not None:
-            return
-        from skopt.learning.gaussian_process.kernels import WhiteKernel
-
-        noise = max(float(model.noise_ or 0.0), 1e-5)
-        self.kernel = model.kernel_.k1 + WhiteKernel(noise_level=noise)

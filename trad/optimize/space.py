@@ -20,6 +20,7 @@ import math
 import numbers
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from decimal import Decimal
 from typing import Any
 
@@ -64,7 +65,7 @@ class Dimension:
             return self.step
         return float(_decimal((self.high - self.low) / GRID_STEPS_OF_CONTINUOUS))
 
-    @property
+    @cached_property
     def size(self) -> int:
         """How many grid values the dimension has."""
         if self.choices:
