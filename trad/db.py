@@ -30,6 +30,16 @@ CONNECTION_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
 
 _adapters_registered = False
 
+# Connections a forked child inherited from its parent. They are kept referenced and never
+# closed here: closing (or garbage-collecting) one would end the parent's session too.
+_inherited_from_parent: list[object] = []
+
+
+def leave_to_parent(resource: object) -> None:
+    """Keep a connection (or pool) inherited through fork alive and untouched in this child."""
+    if resource is not None:
+        _inherited_from_parent.append(resource)
+
 
 def register_adapters() -> None:
     """Let numpy scalars and dicts pass as query parameters (once per process)."""
@@ -69,7 +79,8 @@ class Database:
         with self._lock:
             if self._pool is None or self._pid != os.getpid():
                 register_adapters()
-                # A forked child must not touch its parent's sockets: start a new pool.
+                if self._pid != os.getpid():
+                    leave_to_parent(self._pool)  # the parent's sockets: start a new pool
                 self._pool = psycopg2.pool.ThreadedConnectionPool(
                     0, self.max_connections, self.url,
                     connect_timeout=self.connect_timeout,
@@ -113,6 +124,8 @@ class Database:
         with self._lock:
             if self._pool is not None and self._pid == os.getpid():
                 self._pool.closeall()
+            else:
+                leave_to_parent(self._pool)
             self._pool = None
 
 

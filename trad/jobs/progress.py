@@ -1,0 +1,359 @@
+"""ProgressCallback: one training job's progress, written to its row.
+
+- Picklable: it holds plain data; its PostgreSQL and Redis connections open lazily and are
+  dropped when it is pickled (or found inherited through a fork), so a copy works in a
+  child process.
+- Throttled: at most one UPDATE of the row per `interval` seconds over every process of the
+  job (the row's `updated_at` is the shared clock); forced writes only on state changes
+  (start, each step, success, failure, stop). The newest state is kept until written.
+- Never fatal: a database or Redis error is logged, the state and the buffered metrics and
+  log lines are kept, and the write is retried with backoff. Terminal states are retried
+  until written (or `terminal_deadline` passes, then the error is raised).
+- Cancellation: `check_cancelled()` looks at the Redis flag every `cancel_check_interval`
+  seconds (the row's `cancel_requested` when Redis is absent or failing, and on every
+  write) and raises `Cancelled`; so does finding the row deleted, ended, or taken over by
+  another run.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable, Mapping
+
+import psycopg2
+import psycopg2.errors
+
+from trad.db import connect, leave_to_parent
+from trad.errors import Cancelled
+from trad.store import jobs as job_store
+from trad.store.logs import insert_logs
+from trad.store.metrics import insert_metrics
+from trad.training.steps import EtaEstimator, Step, job_steps, overall_progress, step_named
+
+log = logging.getLogger(__name__)
+
+UNKNOWN_RUN = ...
+MAX_BACKOFF = 30.0
+ROW_CHECK_INTERVAL = 1.0
+HEARTBEAT_SECONDS = 15.0
+REDIS_RETRY_SECONDS = 5.0
+
+
+def cancel_key(redis_prefix: str, job_id: int) -> str:
+    """The Redis key that asks a running job to stop."""
+    return f"{redis_prefix}cancel:{job_id}"
+
+
+class ProgressCallback:
+    """Progress of one training job: steps, episodes, candles, scores, ETA, metrics, logs."""
+
+    def __init__(self, job_id: int, database_url: str, *, interval: float = 5.0,
+                 redis_url: str | None = None, redis_prefix: str = "trad:", run_id: Any = UNKNOWN_RUN,
+                 validation: bool = True, cancel_check_interval: float = 0.25,
+                 log_interval: float = 1.0, terminal_deadline: float = 600.0) -> None:
+        self.job_id = int(job_id)
+        self.database_url = database_url
+        self.interval = float(interval)
+        self.redis_url = redis_url
+        self.redis_prefix = redis_prefix
+        self.run_id = run_id
+        self.steps: tuple[Step, ...] = job_steps(validation)
+        self.cancel_check_interval = cancel_check_interval
+        self.log_interval = log_interval
+        self.terminal_deadline = terminal_deadline
+        self.step: Step | None = None
+        self.progress = 0.0
+        self.writes = 0
+        self.failed_writes = 0
+        self._reset_process_state()
+
+    def _reset_process_state(self) -> None:
+        """What belongs to one process: connections, buffers, timers."""
+        self._pid = os.getpid()
+        self._conn: Any = None
+        self._redis: Any = None
+        self._pending: dict[str, Any] = {}
+        self._metrics: list[dict[str, Any]] = []
+        self._logs: list[tuple[datetime, str, str]] = []
+        self._last_write = -math.inf
+        self._next_retry = -math.inf
+        self._backoff = 0.5
+        self._last_cancel_check = -math.inf
+        self._last_row_check = -math.inf
+        self._last_log = -math.inf
+        self._cancelled: str | None = None
+        self._redis_retry_at = -math.inf
+        self._eta = EtaEstimator()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._reset_process_state()
+
+    # State changes: always written at once.
+
+    def start(self, message: str = "training started") -> None:
+        """The job began running on this worker."""
+        self._pending.update(total_steps=len(self.steps), current_stage="Starting", step_number=0)
+        self.log(message)
+        self._write_now()
+
+    def enter_step(self, name: str, details: Mapping[str, Any] | None = None) -> None:
+        """Begin a step: the previous ones count as finished."""
+        self.step = step_named(self.steps, name)
+        self._set_progress(0.0)
+        self._pending.update(current_stage=name, step_number=self.step.number,
+                             total_steps=len(self.steps), step_percentage=0.0,
+                             step_details=dict(details or {}))
+        self.log(f"step {self.step.number}/{len(self.steps)}: {name}")
+        self._write_now()
+
+    def finish(self, status: str, *, result: Mapping[str, Any] | None = None,
+               error: str | None = None, before_row: Callable[[Any], None] | None = None) -> None:
+        """Write the terminal state (succeeded, failed or stopped), retrying until it is written.
+
+        `before_row(conn)` runs in the same transaction, so what it writes (the trained
+        configuration) commits together with the terminal state or not at all.
+        """
+        fields: dict[str, Any] = {"status": status, "finished_at": job_store.NOW,
+                                  "estimated_completion": None, "eta_seconds": None}
+        if status == "succeeded":
+            self.progress = 100.0
+            fields.update(progress=100.0, step_percentage=100.0, eta_seconds=0.0,
+                          estimated_completion=job_store.NOW)
+        if result is not None:
+            fields["result"] = dict(result)
+        if error is not None:
+            fields["error_message"] = error[:4000]
+        self.log(f"training {status}" + (f": {error}" if error else ""),
+                 level="ERROR" if status == "failed" else "INFO")
+        self._pending.update(fields)
+        deadline = time.monotonic() + self.terminal_deadline
+        while not self._write(terminal=True, before_row=before_row):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"job {self.job_id}: could not write its final state '{status}'")
+            time.sleep(min(self._backoff, max(0.0, deadline - time.monotonic())))
+
+    # Progress within a step: throttled.
+
+    def step_progress(self, percentage: float, details: Mapping[str, Any] | None = None,
+                      **fields: Any) -> None:
+        """The current step is `percentage` % done; `fields` are other row columns to show."""
+        self._set_progress(percentage)
+        self._pending["step_percentage"] = round(min(100.0, max(0.0, percentage)), 4)
+        if details is not None:
+            self._pending["step_details"] = dict(details)
+        self._pending.update(fields)
+        self._log_progress()
+        self.check_cancelled()
+        self._write_if_due()
+
+    def __call__(self, iteration: int, total: int, score: float | None,
+                 metadata: Mapping[str, Any]) -> None:
+        """The optimizer's job callback: episodes, scores and the candles of the current backtest."""
+        evaluation = metadata.get("evaluation")
+        if evaluation is not None:
+            self.record_evaluation(evaluation)
+        fields: dict[str, Any] = {"current_episode": int(iteration), "total_episodes": int(total)}
+        if score is not None:
+            fields["current_score"] = float(score)
+        if metadata.get("best_score") is not None:
+            fields["best_score"] = float(metadata["best_score"])
+            fields["best_params"] = metadata.get("best_params")
+        if metadata.get("total_candles"):
+            fields.update(candles_processed=int(metadata["candles_processed"]),
+                          total_candles=int(metadata["total_candles"]),
+                          backtest_stage=metadata.get("stage"))
+        details = {"episode": metadata.get("episode"),
+                   "episode_progress": round(float(metadata.get("episode_progress") or 0.0), 4),
+                   "in_flight": len(metadata.get("in_flight") or ()),
+                   "optimizer_seconds": round(float(metadata.get("optimizer_seconds") or 0.0), 3)}
+        self.step_progress(100.0 * float(metadata.get("progress", 0.0)), details, **fields)
+
+    def candles(self, processed: int, total: int, stage: str, step_percentage: float,
+                details: Mapping[str, Any] | None = None) -> None:
+        """Candle progress of a backtest outside the search (e.g. a validation fold)."""
+        self.step_progress(step_percentage, details, candles_processed=int(processed),
+                           total_candles=int(total), backtest_stage=stage)
+
+    def record_evaluation(self, evaluation: Any) -> None:
+        """Buffer a training_metrics row for a finished episode; written with the next write."""
+        self._metrics.append({"iteration": evaluation.iteration, "score": evaluation.score,
+                              "valid": evaluation.valid, "params": evaluation.params,
+                              "metrics": evaluation.metrics, "duration_ms": evaluation.duration_ms})
+
+    def log(self, message: str, level: str = "INFO") -> None:
+        """Buffer a training_logs line; also echo it to this process's log."""
+        level = level.upper()
+        self._logs.append((datetime.now(timezone.utc), level, message))
+        log.log(logging.getLevelNamesMapping().get(level, logging.INFO), "job %s: %s", self.job_id, message)
+
+    def flush(self) -> bool:
+        """Write whatever is pending now; False if the database could not be reached."""
+        return self._write()
+
+    # Cancellation.
+
+    def check_cancelled(self) -> None:
+        """Raise Cancelled if a stop was requested (checked at most every cancel_check_interval s)."""
+        if self._cancelled:
+            raise Cancelled(self._cancelled)
+        now = time.monotonic()
+        if now - self._last_cancel_check < self.cancel_check_interval:
+            return
+        self._last_cancel_check = now
+        flagged = self._redis_flag()
+        if flagged is None and now - self._last_row_check >= ROW_CHECK_INTERVAL:
+            self._last_row_check = now
+            flagged = self._row_says_stop()
+        if flagged:
+            self._cancelled = self._cancelled or "stop requested"
+            raise Cancelled(self._cancelled)
+
+    def _redis_flag(self) -> bool | None:
+        """True/False from Redis; None when Redis is not configured or not answering."""
+        if not self.redis_url or time.monotonic() < self._redis_retry_at:
+            return None
+        try:
+            if self._redis is None or self._pid != os.getpid():
+                import redis
+
+                self._redis = redis.Redis.from_url(self.redis_url, socket_timeout=1.0,
+                                                   socket_connect_timeout=1.0)
+            return bool(self._redis.exists(cancel_key(self.redis_prefix, self.job_id)))
+        except Exception as exc:  # any Redis failure: fall back to the row for a while
+            self._redis = None
+            self._redis_retry_at = time.monotonic() + REDIS_RETRY_SECONDS
+            log.debug("job %s: cancel flag unreadable in Redis: %s", self.job_id, exc)
+            return None
+
+    def _row_says_stop(self) -> bool:
+        try:
+            conn = self._connection()
+            with conn:
+                state = job_store.job_state(conn, self.job_id)
+        except psycopg2.Error as exc:
+            self._drop_connection(exc)
+            return False
+        return self._judge(state)
+
+    def _judge(self, state: Mapping[str, Any] | None) -> bool:
+        """Whether the row tells this run to stop; remembers why."""
+        if state is None:
+            self._cancelled = "the job was deleted"
+        elif self.run_id is not UNKNOWN_RUN and state.get("rq_job_id", self.run_id) != self.run_id:
+            self._cancelled = "another run took over the job"
+        elif state["status"] != "running":
+            self._cancelled = f"the job is {state['status']}"
+        elif state["cancel_requested"]:
+            self._cancelled = "stop requested"
+        return self._cancelled is not None
+
+    # Writing.
+
+    def _set_progress(self, step_percentage: float) -> None:
+        if self.step is None:
+            return
+        self.progress = max(self.progress, overall_progress(self.steps, self.step, step_percentage))
+        self._pending["progress"] = round(self.progress, 4)
+        now = time.monotonic()
+        self._eta.add(now, self.progress)
+        eta = self._eta.eta_seconds()
+        self._pending["eta_seconds"] = None if eta is None else round(eta, 1)
+        self._pending["estimated_completion"] = None if eta is None else job_store.seconds_from_now(eta)
+
+    def _write_if_due(self) -> None:
+        now = time.monotonic()
+        if now - self._last_write >= self.interval and now >= self._next_retry:
+            if self._pending or self._metrics or self._logs or now - self._last_write >= HEARTBEAT_SECONDS:
+                self._write(throttled=True)
+
+    def _write_now(self) -> None:
+        """A state change: written at once unless the database is down (then retried later)."""
+        self._write()
+        self.check_cancelled()
+
+    def _write(self, throttled: bool = False, terminal: bool = False,
+               before_row: Callable[[Any], None] | None = None) -> bool:
+        """One transaction: buffered metrics and logs, then the row. True when all was written."""
+        fields = {**self._pending, "heartbeat_at": job_store.NOW}
+        metrics, logs = list(self._metrics), list(self._logs)
+        try:
+            conn = self._connection()
+            with conn:
+                insert_metrics(conn, self.job_id, metrics)
+                insert_logs(conn, self.job_id, logs)
+                if before_row is not None:
+                    before_row(conn)
+                row = job_store.update_job(
+                    conn, self.job_id, fields, run_id=self.run_id,
+                    statuses=None if terminal else ("running",),
+                    min_interval=self.interval if throttled else None)
+                state = None if row else job_store.job_state(conn, self.job_id)
+        except psycopg2.errors.ForeignKeyViolation:
+            self._drop_connection(None)
+            self._metrics.clear()
+            self._logs.clear()
+            self._cancelled = "the job was deleted"
+            return True
+        except psycopg2.Error as exc:
+            self._drop_connection(exc)
+            return False
+        del self._metrics[:len(metrics)]
+        del self._logs[:len(logs)]
+        self._backoff = 0.5
+        if row is None:
+            if not terminal and not self._judge(state):
+                # Another process of the job wrote within the interval: try again shortly.
+                self._last_write = time.monotonic() - self.interval + min(0.25, self.interval)
+            return True
+        self.writes += 1
+        self._last_write = time.monotonic()
+        self._pending.clear()
+        if row["cancel_requested"] and not terminal:
+            self._cancelled = self._cancelled or "stop requested"
+        return True
+
+    def _connection(self) -> Any:
+        if self._conn is not None and self._pid != os.getpid():
+            leave_to_parent(self._conn)  # inherited through fork: the parent's session
+            self._conn = None
+            self._pid = os.getpid()
+        if self._conn is None or self._conn.closed:
+            self._conn = connect(self.database_url, connect_timeout=3)
+        return self._conn
+
+    def _drop_connection(self, exc: Exception | None) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and self._pid == os.getpid():
+            try:
+                conn.close()
+            except psycopg2.Error:
+                pass
+        if exc is None:
+            return
+        self.failed_writes += 1
+        now = time.monotonic()
+        self._next_retry = now + self._backoff
+        self._backoff = min(MAX_BACKOFF, self._backoff * 2)
+        if now - self._last_log >= self.log_interval:
+            self._last_log = now
+            log.warning("job %s: progress not written, will retry: %s", self.job_id,
+                        str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+
+    def _log_progress(self) -> None:
+        now = time.monotonic()
+        if now - self._last_log < self.log_interval:
+            return
+        self._last_log = now
+        p = self._pending
+        log.info("job %s: %.1f%% %s %s%%%s", self.job_id, self.progress,
+                 self.step.name if self.step else "", p.get("step_percentage", ""),
+                 f" episode {p['current_episode']}/{p['total_episodes']}" if "current_episode" in p else "")

@@ -1,0 +1,144 @@
+"""SQL of the `training_jobs` table."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+from psycopg2 import sql
+from psycopg2.extensions import connection as Connection
+from trad.store import SafeJson as Json
+
+STATUSES = ("queued", "running", "succeeded", "failed", "stopped")
+TERMINAL_STATUSES = ("succeeded", "failed", "stopped")
+
+# Columns a writer may set; id, version and created_at belong to the database.
+WRITABLE = frozenset({
+    "job_name", "status", "strategy", "symbol", "timeframe", "optimizer", "objective", "config",
+    "batch_id", "rq_job_id", "progress", "current_stage", "step_number", "total_steps",
+    "step_percentage", "step_details", "current_episode", "total_episodes", "current_score",
+    "best_score", "best_params", "current_reward", "current_loss", "candles_processed",
+    "total_candles", "backtest_stage", "eta_seconds", "started_at", "finished_at",
+    "estimated_completion", "cancel_requested", "error_message", "result", "worker_name",
+    "heartbeat_at", "attempts",
+})
+JSON_COLUMNS = frozenset({"config", "step_details", "best_params", "result"})
+
+NOW = sql.SQL("now()")  # a value meaning "the database's clock", e.g. {"heartbeat_at": NOW}
+
+
+def seconds_from_now(seconds: float) -> sql.Composable:
+    """A value meaning "the database's clock plus `seconds`"."""
+    return sql.SQL("now() + make_interval(secs => {})").format(sql.Literal(float(seconds)))
+
+
+def _value(column: str, value: Any) -> Any:
+    return Json(value) if column in JSON_COLUMNS and value is not None else value
+
+
+def _assignments(fields: Mapping[str, Any]) -> tuple[sql.Composable, list[Any]]:
+    """`col = %s, …` for the given fields; progress never moves backwards."""
+    unknown = set(fields) - WRITABLE
+    if unknown:
+        raise ValueError(f"not writable columns of training_jobs: {', '.join(sorted(unknown))}")
+    parts, params = [], []
+    for column, value in fields.items():
+        if isinstance(value, sql.Composable):
+            parts.append(sql.SQL("{} = {}").format(sql.Identifier(column), value))
+            continue
+        if column == "progress":
+            parts.append(sql.SQL("progress = GREATEST(progress, %s)"))
+        else:
+            parts.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
+        params.append(_value(column, value))
+    return sql.SQL(", ").join(parts), params
+
+
+def insert_job(conn: Connection, **fields: Any) -> dict:
+    """Insert a `queued` job row; returns the whole row."""
+    unknown = set(fields) - WRITABLE
+    if unknown:
+        raise ValueError(f"not writable columns of training_jobs: {', '.join(sorted(unknown))}")
+    columns = list(fields)
+    query = sql.SQL("INSERT INTO training_jobs ({}) VALUES ({}) RETURNING *").format(
+        sql.SQL(", ").join(map(sql.Identifier, columns)),
+        sql.SQL(", ").join(sql.Placeholder() * len(columns)))
+    with conn.cursor() as cur:
+        cur.execute(query, [_value(c, fields[c]) for c in columns])
+        return dict(cur.fetchone())
+
+
+def get_job(conn: Connection, job_id: int, for_update: bool = False) -> dict | None:
+    """The row of a job, or None."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT * FROM training_jobs WHERE id = %s" + (" FOR UPDATE" if for_update else ""),
+                    (job_id,))
+        row = cur.fetchone()
+        return dict(row) if row else None
+
+
+def update_job(conn: Connection, job_id: int, fields: Mapping[str, Any], *,
+               statuses: Iterable[str] | None = None, run_id: Any = ...,
+               min_interval: float | None = None) -> dict | None:
+    """Set fields of a job; returns (id, status, cancel_requested, version) or None if no row matched.
+
+    statuses: only when the row is in one of them. run_id: only when rq_job_id is this run's
+    (a stale run never overwrites a newer one). min_interval: only when the row has not
+    changed for that many seconds — the throttle shared by every process of the job.
+    """
+    assignments, params = _assignments(fields)
+    conditions = [sql.SQL("id = %s")]
+    params.append(job_id)
+    if statuses is not None:
+        conditions.append(sql.SQL("status = ANY(%s)"))
+        params.append(list(statuses))
+    if run_id is not ...:
+        conditions.append(sql.SQL("rq_job_id IS NOT DISTINCT FROM %s"))
+        params.append(run_id)
+    if min_interval is not None:
+        conditions.append(sql.SQL("updated_at <= now() - make_interval(secs => %s)"))
+        params.append(min_interval)
+    query = sql.SQL("UPDATE training_jobs SET {} WHERE {} "
+                    "RETURNING id, status, cancel_requested, version").format(
+        assignments, sql.SQL(" AND ").join(conditions))
+    with conn.cursor() as cur:
+        cur.execute(query, params)
+        row = cur.fetchone()
+        return dict(row) if row else None
+
+
+def job_state(conn: Connection, job_id: int) -> dict | None:
+    """(status, cancel_requested, rq_job_id) of a job: the cheap check of a running job."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT status, cancel_requested, rq_job_id FROM training_jobs WHERE id = %s", (job_id,))
+        row = cur.fetchone()
+        return dict(row) if row else None
+
+
+def start_run(conn: Connection, job_id: int, worker_name: str | None, rq_job_id: str | None) -> dict | None:
+    """Mark a queued (or resumed) job running under this worker; None if it is not startable."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """UPDATE training_jobs
+                  SET status = 'running', worker_name = %s, rq_job_id = COALESCE(%s, rq_job_id),
+                      started_at = COALESCE(started_at, now()), finished_at = NULL,
+                      error_message = NULL, heartbeat_at = now(), attempts = attempts + 1
+                WHERE id = %s AND status IN ('queued', 'running') AND NOT cancel_requested
+            RETURNING *""",
+            (worker_name, rq_job_id, job_id))
+        row = cur.fetchone()
+        return dict(row) if row else None
+
+
+def request_cancel(conn: Connection, job_id: int) -> dict | None:
+    """Flag a job for stopping; a queued one stops at once. Returns the row or None."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """UPDATE training_jobs
+                  SET cancel_requested = true,
+                      status = CASE WHEN status = 'queued' THEN 'stopped' ELSE status END,
+                      finished_at = CASE WHEN status = 'queued' THEN now() ELSE finished_at END
+                WHERE id = %s
+            RETURNING *""",
+            (job_id,))
+        row = cur.fetchone()
+        return dict(row) if row else None
