@@ -64,3 +64,29 @@ def crash(params: dict[str, Any], candle_callback: Any) -> float:
 def broken(params: dict[str, Any], candle_callback: Any) -> float:
     """An evaluation that raises."""
     raise ValueError(f"cannot evaluate {params}")
+
+
+def quick_then_slow(params: dict[str, Any], candle_callback: Any) -> float:
+    """Configurations with fast < 20 finish at once; the others run for ~10 s, reporting candles."""
+    if params["fast"] < 20:
+        candle_callback(0, 2, "signals")
+        candle_callback(2, 2, "trades")
+        return bowl(params)
+    return slow_episode(params, candle_callback)
+
+
+def quick_then_silent(params: dict[str, Any], candle_callback: Any) -> float:
+    """Configurations with fast < 20 finish at once; the others sleep 30 s without reporting."""
+    if params["fast"] < 20:
+        return bowl(params)
+    return silent_sleeper(params, candle_callback)
+
+
+def paced(params: dict[str, Any], candle_callback: Any) -> float:
+    """`bowl` after ~0.4 s of candle reports in both stages (2·N = 2000 candles)."""
+    n = 1_000
+    for stage, offset in (("signals", 0), ("trades", n)):
+        for done in range(0, n + 1, 100):
+            time.sleep(0.018)
+            candle_callback(offset + done, 2 * n, stage)
+    return bowl(params)
