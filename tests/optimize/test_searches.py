@@ -271,3 +271,21 @@ def test_bayesian_beats_random_on_a_planted_optimum(capsys):
               f"bayesian {median_bayes:.4f}, random {median_random:.4f} (optimum 0)")
     assert median_bayes > median_random
     assert sum(b > r for b, r in zip(bayes, rand)) >= 7
+
+
+def test_evaluations_hold_plain_python_values():
+    import numpy as np
+    evaluation = Evaluation(np.int64(3), {"fast": np.int64(10), "ratio": np.float64(0.5), "mode": "b"},
+                            np.float64(1.25), {"n_trades": np.float64(7)}, np.float32(2.5))
+    assert type(evaluation.iteration) is int and type(evaluation.score) is float
+    assert [type(v) for v in evaluation.params.values()] == [int, float, str]
+    assert type(evaluation.metrics["n_trades"]) is float and evaluation.valid
+    assert not Evaluation(1, {}, float("nan")).valid
+
+
+def test_importing_the_optimizers_does_not_load_scikit_optimize():
+    import subprocess
+    import sys
+    code = "import sys, trad.optimize; print('skopt' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from decimal import Decimal
-from typing import Any
+from typing import Any, NoReturn
 
 from trad.errors import InvalidInput
 from trad.strategies.base import Param, Strategy
@@ -196,7 +196,7 @@ def _validated(param: Param, value: Any, part: str = "") -> Any:
         _fail(f"{part}: {issue}" if part else issue)
 
 
-def _fail(issue: str) -> None:
+def _fail(issue: str) -> NoReturn:
     raise InvalidInput.field("param_space", issue)
 
 
