@@ -49,9 +49,9 @@ def _open(t: int, price: float, signals: Signals, cash: float, size: float,
           fee_rate: float) -> dict | None:
     stop = math.nan
     if signals.stops is not None:
-        stop = signals.stops[t - 1]
+        stop = float(signals.stops[t - 1])
     if signals.stop_distances is not None:
-        by_distance = price - signals.stop_distances[t - 1]
+        by_distance = price - float(signals.stop_distances[t - 1])
         if not math.isnan(by_distance) and (math.isnan(stop) or by_distance > stop):
             stop = by_distance
     if not math.isnan(stop) and price <= stop:

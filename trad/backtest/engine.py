@@ -84,7 +84,8 @@ class BacktestEngine:
             "units": ledger.units,
             "pnl": ledger.pnl,
             "return_pct": ledger.return_pct,
-            "exit_reason": np.asarray(EXIT_REASONS, dtype=object)[fills.reason],
+            "exit_reason": pd.Series(np.asarray(EXIT_REASONS, dtype=object)[fills.reason],
+                                     dtype="str"),
             "entry_index": fills.entry_index,
             "exit_index": fills.exit_index,
         }, columns=list(TRADE_COLUMNS))

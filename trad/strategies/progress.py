@@ -26,11 +26,11 @@ class StageProgress:
                  "last_call")
 
     def __init__(self, callback: ProgressCallback | None, total: int, stage: str,
-                 min_interval: float = MIN_INTERVAL) -> None:
+                 min_interval: float | None = None) -> None:
         self.callback = callback
         self.total = int(total)
         self.stage = stage
-        self.min_interval = min_interval
+        self.min_interval = MIN_INTERVAL if min_interval is None else min_interval
         self.every = max(1, self.total // STEPS_PER_STAGE)
         self.next_mark = self.every
         self.last_done = -1
