@@ -123,3 +123,61 @@ def redis(settings: Settings):
     client = redis_lib.Redis.from_url(settings.redis_url)
     yield client
     client.close()
+
+
+@pytest.fixture
+def make_job(db: Database):
+    """Insert a queued training job row; keyword arguments override columns or config."""
+    from trad.store.jobs import insert_job
+
+    def make(config: dict | None = None, **columns) -> dict:
+        fields = {"job_name": "test job", "strategy": "sma_crossover", "symbol": "SYN", "timeframe": "5m",
+                  "optimizer": "grid", "objective": "sharpe", "config": config or {}, **columns}
+        with db.transaction() as conn:
+            return insert_job(conn, **fields)
+
+    return make
+
+
+@pytest.fixture
+def candles_of(db: Database):
+    """Store deterministic synthetic candles under a symbol (once per symbol and size)."""
+    from trad.store.candles import count_candles, import_synthetic
+
+    def store(symbol: str = "SYN", n: int = 20_000, timeframe: str = "5m", seed: int = 1) -> str:
+        with db.connection() as conn:
+            present = count_candles(conn, symbol, timeframe)
+        if present != n:
+            import_synthetic(db, symbol, timeframe, n, seed=seed)
+        return symbol
+
+    return store
+
+
+@pytest.fixture
+def job_audit(db: Database):
+    """Every UPDATE of a training_jobs row, recorded by a trigger: returns a reader of the records."""
+    with db.cursor() as cur:
+        cur.execute("""
+            CREATE TABLE IF NOT EXISTS test_job_audit (
+                seq bigserial, job_id bigint, status text, progress float8, version bigint,
+                at timestamptz DEFAULT clock_timestamp());
+            TRUNCATE test_job_audit;
+            CREATE OR REPLACE FUNCTION test_job_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                INSERT INTO test_job_audit (job_id, status, progress, version)
+                VALUES (NEW.id, NEW.status, NEW.progress, NEW.version);
+                RETURN NEW;
+            END $$;
+            CREATE OR REPLACE TRIGGER test_job_audit AFTER UPDATE ON training_jobs
+                FOR EACH ROW EXECUTE FUNCTION test_job_audit();""")
+
+    def records(job_id: int) -> list[dict]:
+        with db.cursor() as cur:
+            cur.execute("SELECT * FROM test_job_audit WHERE job_id = %s ORDER BY seq", (job_id,))
+            return [dict(r) for r in cur.fetchall()]
+
+    yield records
+    with db.cursor() as cur:
+        cur.execute("DROP TRIGGER IF EXISTS test_job_audit ON training_jobs; "
+                    "DROP FUNCTION IF EXISTS test_job_audit(); DROP TABLE IF EXISTS test_job_audit;")

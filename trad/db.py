@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -60,17 +61,19 @@ def register_adapters() -> None:
 class Database:
     """A lazily created, fork-aware pool of connections to one PostgreSQL database."""
 
-    def __init__(self, url: str, max_connections: int = 10, connect_timeout: int = 5) -> None:
+    def __init__(self, url: str, max_connections: int = 10, connect_timeout: int = 5,
+                 application_name: str = "trad") -> None:
         self.url = url
         self.max_connections = max_connections
         self.connect_timeout = connect_timeout
+        self.application_name = application_name
         self._pool: psycopg2.pool.ThreadedConnectionPool | None = None
         self._pid = os.getpid()
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict:
         return {"url": self.url, "max_connections": self.max_connections,
-                "connect_timeout": self.connect_timeout}
+                "connect_timeout": self.connect_timeout, "application_name": self.application_name}
 
     def __setstate__(self, state: dict) -> None:
         self.__init__(**state)
@@ -83,7 +86,7 @@ class Database:
                     leave_to_parent(self._pool)  # the parent's sockets: start a new pool
                 self._pool = psycopg2.pool.ThreadedConnectionPool(
                     0, self.max_connections, self.url,
-                    connect_timeout=self.connect_timeout,
+                    connect_timeout=self.connect_timeout, application_name=self.application_name,
                     cursor_factory=psycopg2.extras.RealDictCursor,
                 )
                 self._pid = os.getpid()
@@ -93,7 +96,7 @@ class Database:
     def connection(self) -> Iterator[psycopg2.extensions.connection]:
         """A pooled connection, committed when the block ends, rolled back on error."""
         pool = self._get_pool()
-        conn = pool.getconn()
+        conn = _live_connection(pool, self.max_connections)
         broken = bool(conn.closed)
         try:
             if broken:
@@ -129,10 +132,29 @@ class Database:
             self._pool = None
 
 
-def connect(url: str, autocommit: bool = False, connect_timeout: int = 5) -> psycopg2.extensions.connection:
+def _live_connection(pool: psycopg2.pool.AbstractConnectionPool, attempts: int):
+    """A pooled connection the server has not closed meanwhile (after a restart or a kill).
+
+    An idle connection has nothing to read; if its socket is readable, the server sent a
+    goodbye (or closed it), so it is discarded without a round trip.
+    """
+    for _ in range(attempts):
+        conn = pool.getconn()
+        try:
+            dead = bool(conn.closed) or bool(select.select([conn], [], [], 0)[0])
+        except (OSError, ValueError):
+            dead = True
+        if not dead:
+            return conn
+        pool.putconn(conn, close=True)
+    return pool.getconn()
+
+
+def connect(url: str, autocommit: bool = False, connect_timeout: int = 5,
+            application_name: str = "trad") -> psycopg2.extensions.connection:
     """One unpooled connection (LISTEN, migrations, admin work)."""
     register_adapters()
-    conn = psycopg2.connect(url, connect_timeout=connect_timeout,
+    conn = psycopg2.connect(url, connect_timeout=connect_timeout, application_name=application_name,
                             cursor_factory=psycopg2.extras.RealDictCursor)
     conn.autocommit = autocommit
     return conn

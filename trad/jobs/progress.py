@@ -67,13 +67,13 @@ class ProgressCallback:
         self.terminal_deadline = terminal_deadline
         self.step: Step | None = None
         self.progress = 0.0
-        self.writes = 0
-        self.failed_writes = 0
         self._reset_process_state()
 
     def _reset_process_state(self) -> None:
         """What belongs to one process: connections, buffers, timers."""
         self._pid = os.getpid()
+        self.writes = 0  # UPDATEs of the row made by this process
+        self.failed_writes = 0
         self._conn: Any = None
         self._redis: Any = None
         self._pending: dict[str, Any] = {}
@@ -90,8 +90,8 @@ class ProgressCallback:
         self._eta = EtaEstimator()
 
     def __getstate__(self) -> dict[str, Any]:
-        state = {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
-        return state
+        process_state = {"writes", "failed_writes"}
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_") and k not in process_state}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -327,7 +327,8 @@ class ProgressCallback:
             self._conn = None
             self._pid = os.getpid()
         if self._conn is None or self._conn.closed:
-            self._conn = connect(self.database_url, connect_timeout=3)
+            self._conn = connect(self.database_url, connect_timeout=3,
+                                 application_name=f"trad-progress-{self.job_id}")
         return self._conn
 
     def _drop_connection(self, exc: Exception | None) -> None:
@@ -353,7 +354,7 @@ class ProgressCallback:
         if now - self._last_log < self.log_interval:
             return
         self._last_log = now
-        p = self._pending
-        log.info("job %s: %.1f%% %s %s%%%s", self.job_id, self.progress,
-                 self.step.name if self.step else "", p.get("step_percentage", ""),
-                 f" episode {p['current_episode']}/{p['total_episodes']}" if "current_episode" in p else "")
+        episode = self._pending.get("current_episode")
+        log.info("job %s: %.1f%% (%s %.1f%%)%s", self.job_id, self.progress,
+                 self.step.name if self.step else "starting", self._pending.get("step_percentage", 0.0),
+                 f" episode {episode}/{self._pending.get('total_episodes', '?')}" if episode is not None else "")
