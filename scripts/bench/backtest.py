@@ -1,0 +1,292 @@
+#!/usr/bin/env python
+"""Benchmark of the backtest engine: speed, progress-callback overhead, memory, and parity
+with backtesting.py on the liquidity-sweep rules.
+
+    .venv/bin/python scripts/bench/backtest.py            # 10k, 100k, 1M candles
+    .venv/bin/python scripts/bench/backtest.py --quick    # 10k and 100k, fewer repeats
+    .venv/bin/python scripts/bench/backtest.py --results scripts/bench/RESULTS-backtest.md
+
+Prints a Markdown report (and writes it with --results).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import tracemalloc
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from trad.backtest import BacktestEngine  # noqa: E402
+from trad.data.synthetic import synthetic_candles  # noqa: E402
+from trad.strategies import STRATEGIES, LiquiditySweep, strategy_names  # noqa: E402
+
+SEED = 7
+
+
+def continuous(data: pd.DataFrame) -> pd.DataFrame:
+    """The same candles with every open equal to the previous close (as on 24/7 markets)."""
+    out = data.copy()
+    out.loc[out.index[1:], "open"] = out["close"].to_numpy()[:-1]
+    out["high"] = out[["high", "open"]].max(axis=1)
+    out["low"] = out[["low", "open"]].min(axis=1)
+    return out
+
+
+def seconds(run, repeats: int) -> float:
+    """Median wall time of `repeats` calls of `run` (after one warm-up call)."""
+    run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def speed_table(sizes: list[int], repeats: dict[int, int]) -> list[str]:
+    """Candles per second of every strategy at its default parameters."""
+    engine = BacktestEngine()
+    lines = ["| candles | " + " | ".join(strategy_names()) + " |",
+             "|---:|" + "---:|" * len(STRATEGIES)]
+    for n in sizes:
+        data = synthetic_candles(n, seed=SEED)
+        cells = []
+        for name in strategy_names():
+            strategy = STRATEGIES[name]()
+            taken = seconds(lambda: engine.run_backtest(data, strategy), repeats[n])
+            trades = len(engine.run_backtest(data, strategy).trades)
+            cells.append(f"{n / taken / 1e6:.1f} M/s ({taken * 1e3:.1f} ms, {trades} trades)")
+        lines.append(f"| {n:,} | " + " | ".join(cells) + " |")
+        del data
+        gc.collect()
+    return lines
+
+
+def callback_overhead(n: int, pairs: int) -> list[str]:
+    """Median over paired runs of time(with a no-op callback) / time(without) − 1."""
+    engine = BacktestEngine()
+    data = synthetic_candles(n, seed=SEED)
+    calls = []
+    lines = ["| strategy | median overhead | calls per backtest |", "|---|---:|---:|"]
+    for name in strategy_names():
+        strategy = STRATEGIES[name]()
+        ratios = []
+        for i in range(pairs):
+            timed = {}
+            for with_callback in ((True, False) if i % 2 else (False, True)):
+                callback = (lambda d, t, s: None) if with_callback else None
+                start = time.perf_counter()
+                engine.run_backtest(data, strategy, progress_callback=callback)
+                timed[with_callback] = time.perf_counter() - start
+            ratios.append(timed[True] / timed[False])
+        calls.clear()
+        engine.run_backtest(data, strategy, progress_callback=lambda *c: calls.append(c))
+        lines.append(f"| {name} | {(statistics.median(ratios) - 1) * 100:+.2f} % | {len(calls)} |")
+    return lines
+
+
+def memory_child(n: int, name: str) -> None:
+    """(In a subprocess) peak memory of one backtest on n candles; prints JSON."""
+    data = synthetic_candles(n, seed=SEED)
+    strategy = STRATEGIES[name]()
+    gc.collect()
+    tracemalloc.start()
+    BacktestEngine().run_backtest(data, strategy)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"traced_peak": peak, "max_rss": rss,
+                      "data_bytes": int(data.memory_usage(deep=True).sum())}))
+
+
+def memory_table(n: int) -> list[str]:
+    """Peak memory per strategy, each in a fresh process."""
+    lines = [f"| strategy ({n:,} candles) | backtest allocations (tracemalloc peak) | "
+             "whole process max RSS | candle frame |", "|---|---:|---:|---:|"]
+    for name in strategy_names():
+        out = subprocess.run([sys.executable, __file__, "--memory-child", str(n), name],
+                             capture_output=True, text=True, check=True)
+        m = json.loads(out.stdout.strip().splitlines()[-1])
+        lines.append(f"| {name} | {m['traced_peak'] / 2**20:.0f} MB | {m['max_rss'] / 2**20:.0f} MB "
+                     f"| {m['data_bytes'] / 2**20:.0f} MB |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="10k and 100k candles, fewer repeats")
+    parser.add_argument("--results", type=Path, help="also write the report to this file")
+    parser.add_argument("--memory-child", nargs=2, metavar=("N", "STRATEGY"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_child:
+        memory_child(int(args.memory_child[0]), args.memory_child[1])
+        return
+    sizes = [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000]
+    repeats = {10_000: 5 if args.quick else 21, 100_000: 3 if args.quick else 11, 1_000_000: 3}
+    report = [
+        "# Backtest engine benchmark",
+        "",
+        f"`{' '.join(['scripts/bench/backtest.py'] + sys.argv[1:])}` on {platform.machine()}, "
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, numpy {np.__version__}, "
+        f"pandas {pd.__version__}; synthetic 5m candles (seed {SEED}), default parameters, "
+        "fee 0.0005.",
+        "",
+        "## Speed (median wall time of one full backtest: signals, trades, equity, metrics)",
+        "", *speed_table(sizes, repeats), "",
+        "## Progress-callback overhead (no-op callback, 100k candles, median of paired runs)",
+        "", *callback_overhead(100_000, 11 if args.quick else 31), "",
+    ]
+    print("\n".join(report), flush=True)
+    memory = memory_table(200_000 if args.quick else 1_000_000)
+    parity = parity_report(100_000, quick=args.quick)
+    tail = ["## Peak memory", "", *memory, "", *parity]
+    print("\n".join(tail), flush=True)
+    if args.results:
+        args.results.write_text("\n".join(report + tail) + "\n")
+
+
+# ---------------------------------------------------------------- backtesting.py parity
+
+def parity_report(n: int, quick: bool) -> list[str]:
+    """The liquidity-sweep rules in backtesting.py on the same candles: speed and agreement."""
+    try:
+        from backtesting import Backtest  # noqa: F401
+    except ImportError:
+        return ["## backtesting.py", "", "backtesting is not installed (`pip install .[bench]`)."]
+    lines = ["## Same rules in backtesting.py (liquidity_sweep, 100k candles)", "",
+             "| candles | trades (trad / bt) | identical | max-hold exit one candle later "
+             "(same price) | other | trad | backtesting.py | speed-up |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    raw = synthetic_candles(n, seed=SEED)
+    for label, data in (("synthetic", raw), ("continuous (open = previous close)", continuous(raw))):
+        lines.append(_parity_row(label, data, quick))
+    return lines
+
+
+def _parity_row(label: str, data: pd.DataFrame, quick: bool) -> str:
+    strategy = LiquiditySweep()
+    engine = BacktestEngine(fee_rate=0.0005)
+    ours = engine.run_backtest(data, strategy).trades
+    trad_seconds = seconds(lambda: engine.run_backtest(data, strategy), 3 if quick else 11)
+    backtest = backtesting_py(data, strategy.params)
+    theirs = run_quietly(backtest)._trades
+    bt_seconds = seconds(lambda: run_quietly(backtest), 1 if quick else 3)
+    same, late, late_same_price, other = compare_trades(ours, theirs, data)
+    return (f"| {label} | {len(ours)} / {len(theirs)} | {same} | {late} ({late_same_price}) | {other} | "
+            f"{trad_seconds * 1e3:.1f} ms | {bt_seconds:.2f} s | {bt_seconds / trad_seconds:.0f}× |")
+
+
+def compare_trades(ours: pd.DataFrame, theirs: pd.DataFrame,
+                   data: pd.DataFrame) -> tuple[int, int, int, int]:
+    """Counts: identical trades; max-hold exits bt fills one candle later at the open (and of
+    those, how many at our price); the rest."""
+    opens = data["open"].to_numpy()
+    theirs_by_entry = {int(t.EntryBar): t for t in theirs.itertuples()}
+    same = late = late_same_price = 0
+    for trade in ours.itertuples():
+        bt = theirs_by_entry.get(int(trade.entry_index))
+        if bt is None or not _same_price(bt.EntryPrice, trade.entry_price):
+            continue
+        exit_bar = int(bt.ExitBar)
+        if exit_bar == trade.exit_index and _same_price(bt.ExitPrice, trade.exit_price):
+            same += 1
+        elif (trade.exit_reason == "max_hold" and exit_bar == trade.exit_index + 1
+              and _same_price(bt.ExitPrice, opens[exit_bar])):
+            late += 1
+            late_same_price += _same_price(bt.ExitPrice, trade.exit_price)
+    return same, late, late_same_price, max(len(ours), len(theirs)) - same - late
+
+
+def _same_price(a: float, b: float) -> bool:
+    return bool(np.isclose(a, b, rtol=1e-12, atol=0.0))
+
+
+def backtesting_py(data: pd.DataFrame, params: dict):
+    """A backtesting.py Backtest of the rules on the same candles (cash large enough that
+    whole-unit sizing never rejects an order)."""
+    from backtesting import Backtest
+
+    frame = data.rename(columns=str.title).set_index(pd.DatetimeIndex(data["timestamp"]))
+    frame = frame[["Open", "High", "Low", "Close", "Volume"]]
+    return Backtest(frame, make_sweep_strategy(params), cash=1e9, commission=0.0005,
+                    finalize_trades=True)
+
+
+def run_quietly(backtest) -> pd.Series:
+    """backtest.run() without its warnings; the stats."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return backtest.run()
+
+
+def make_sweep_strategy(params: dict):
+    """liquidity_sweep written the backtesting.py way: indicators in init, state in next()."""
+    from backtesting import Strategy
+
+    lookback, depth = params["key_level_lookback"], params["pierce_depth"]
+    spike, window = params["volume_spike_threshold"], params["reversal_candles"]
+    rr, hold = params["rr_ratio"], params["max_hold_candles"]
+    first = max(lookback, 20, 14)
+
+    class Sweep(Strategy):
+        def init(self):
+            low, close = pd.Series(self.data.Low), pd.Series(self.data.Close)
+            high, volume = pd.Series(self.data.High), pd.Series(self.data.Volume)
+            previous = close.shift(1)
+            tr = pd.concat([high - low, (high - previous).abs(), (low - previous).abs()],
+                           axis=1).max(axis=1)
+            self.key_low = self.I(lambda: low.rolling(lookback).min().shift(1).fillna(-np.inf))
+            self.atr = self.I(lambda: tr.rolling(14).mean().fillna(0.0))
+            self.vol_mean = self.I(lambda: volume.rolling(20).mean().shift(1).fillna(np.inf))
+            self.next_open = np.append(self.data.Open[1:], np.nan)  # the fill of a market order
+            self.pending = None
+            self.entry_bar = None
+
+        def next(self):
+            t = len(self.data) - 1
+            closing = False
+            if self.position and t - self.entry_bar + 1 >= hold:
+                self.position.close()          # fills at the next open
+                closing = True
+            low, close = self.data.Low[-1], self.data.Close[-1]
+            if t >= first and (low <= self.key_low[-1] - depth * self.atr[-1]
+                               and self.data.Volume[-1] >= spike * self.vol_mean[-1]):
+                self.pending = (t, self.key_low[-1])
+            if self.pending is None:
+                return
+            sweep, level = self.pending
+            if t > sweep + window - 1:
+                self.pending = None
+            elif close > level:
+                self.pending = None
+                if (not self.position or closing) and t + 1 < len(self.next_open):
+                    stop = float(np.min(self.data.Low[sweep - len(self.data):]))
+                    entry = self.next_open[t]
+                    if entry > stop:
+                        try:
+                            self.buy(size=0.95, sl=stop, tp=entry + rr * (entry - stop))
+                            self.entry_bar = t + 1
+                        except ValueError:    # bt requires SL < current close < TP
+                            pass
+
+    return Sweep
+
+
+if __name__ == "__main__":
+    main()
