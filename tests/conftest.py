@@ -181,3 +181,59 @@ def job_audit(db: Database):
     with db.cursor() as cur:
         cur.execute("DROP TRIGGER IF EXISTS test_job_audit ON training_jobs; "
                     "DROP FUNCTION IF EXISTS test_job_audit(); DROP TABLE IF EXISTS test_job_audit;")
+
+
+class WorkerProcess:
+    """A real `trad worker` in a subprocess, with its own process group."""
+
+    def __init__(self, env: dict[str, str], name: str) -> None:
+        import subprocess
+        import sys
+
+        self.name = name
+        self.log_path = f"/tmp/{name}.log"
+        self._log = open(self.log_path, "w")
+        self.process = subprocess.Popen([sys.executable, "-m", "trad", "worker", "--name", name], env=env,
+                                        stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def output(self) -> str:
+        with open(self.log_path) as f:
+            return f.read()
+
+    def kill(self, sig: int | None = None) -> None:
+        """Signal the whole process group (worker and work horse); SIGKILL by default."""
+        import os
+        import signal
+
+        try:
+            os.killpg(self.process.pid, sig or signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            self.process.wait(timeout=10)
+        except Exception:
+            pass
+
+    def stop(self) -> None:
+        import signal
+
+        if self.process.poll() is None:
+            self.kill(signal.SIGTERM)
+            if self.process.poll() is None:
+                self.kill()
+        self._log.close()
+
+
+@pytest.fixture
+def start_worker(env, run_id):
+    """Start real workers on the session's queue; all are stopped at the end of the test."""
+    started: list[WorkerProcess] = []
+
+    def start(name: str | None = None) -> WorkerProcess:
+        worker = WorkerProcess(env, name or f"trad-test-{run_id}-w{len(started) + 1}-{uuid.uuid4().hex[:4]}")
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()

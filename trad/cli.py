@@ -86,6 +86,33 @@ def data_list() -> None:
                    f"{row['first']:%Y-%m-%d %H:%M} → {row['last']:%Y-%m-%d %H:%M}")
 
 
+def preload_training_modules() -> None:
+    """Import what every training job needs once, so each forked work horse starts warm."""
+    import skopt  # noqa: F401  (scikit-learn comes with it: a second or two to import)
+
+    import trad.training.workflow  # noqa: F401
+
+
+@cli.command()
+@click.option("--name", default=None, help="Worker name (default: host and process id).")
+@click.option("--burst", is_flag=True, help="Exit once the queue is empty.")
+def worker(name: str | None, burst: bool) -> None:
+    """Run an RQ worker for training jobs (reconciles crashed and lost jobs as it goes)."""
+    import logging
+
+    from trad.jobs.queue import connect_redis, training_queue
+    from trad.jobs.runner import TrainingWorker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = get_settings()
+    preload_training_modules()
+    connection = connect_redis(settings)
+    training_worker = TrainingWorker([training_queue(connection, settings)], connection=connection,
+                                     name=name, settings=settings)
+    training_worker.reconcile()
+    training_worker.work(burst=burst, with_scheduler=False, logging_level="INFO")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: usage errors and bad input print one line and exit 2."""
     import psycopg2

@@ -13,7 +13,7 @@ TERMINAL_STATUSES = ("succeeded", "failed", "stopped")
 
 # Columns a writer may set; id, version and created_at belong to the database.
 WRITABLE = frozenset({
-    "job_name", "status", "strategy", "symbol", "timeframe", "optimizer", "objective", "config",
+    "id", "job_name", "status", "strategy", "symbol", "timeframe", "optimizer", "objective", "config",
     "batch_id", "rq_job_id", "progress", "current_stage", "step_number", "total_steps",
     "step_percentage", "step_details", "current_episode", "total_episodes", "current_score",
     "best_score", "best_params", "current_reward", "current_loss", "candles_processed",
@@ -37,7 +37,7 @@ def _value(column: str, value: Any) -> Any:
 
 def _assignments(fields: Mapping[str, Any]) -> tuple[sql.Composable, list[Any]]:
     """`col = %s, …` for the given fields; progress never moves backwards."""
-    unknown = set(fields) - WRITABLE
+    unknown = set(fields) - (WRITABLE - {"id"})
     if unknown:
         raise ValueError(f"not writable columns of training_jobs: {', '.join(sorted(unknown))}")
     parts, params = [], []
@@ -115,16 +115,21 @@ def job_state(conn: Connection, job_id: int) -> dict | None:
 
 
 def start_run(conn: Connection, job_id: int, worker_name: str | None, rq_job_id: str | None) -> dict | None:
-    """Mark a queued (or resumed) job running under this worker; None if it is not startable."""
+    """Mark a queued job running under this worker; None if it is not startable.
+
+    Only a queued row whose run is this one (`rq_job_id`, when given) starts, so a duplicate
+    or stale delivery of a run never trains the job twice.
+    """
     with conn.cursor() as cur:
         cur.execute(
             """UPDATE training_jobs
                   SET status = 'running', worker_name = %s, rq_job_id = COALESCE(%s, rq_job_id),
                       started_at = COALESCE(started_at, now()), finished_at = NULL,
                       error_message = NULL, heartbeat_at = now(), attempts = attempts + 1
-                WHERE id = %s AND status IN ('queued', 'running') AND NOT cancel_requested
+                WHERE id = %s AND status = 'queued' AND NOT cancel_requested
+                  AND (%s::text IS NULL OR rq_job_id IS NOT DISTINCT FROM %s)
             RETURNING *""",
-            (worker_name, rq_job_id, job_id))
+            (worker_name, rq_job_id, job_id, rq_job_id, rq_job_id))
         row = cur.fetchone()
         return dict(row) if row else None
 
@@ -142,3 +147,96 @@ def request_cancel(conn: Connection, job_id: int) -> dict | None:
             (job_id,))
         row = cur.fetchone()
         return dict(row) if row else None
+
+
+def end_interrupted_run(conn: Connection, job_id: int, run_id: str | None, reason: str) -> dict | None:
+    """A run died without writing its end: `stopped` if a stop was asked for, else `failed`.
+
+    Idempotent, and only for this run of a still-running job.
+    """
+    with conn.cursor() as cur:
+        cur.execute(
+            """UPDATE training_jobs
+                  SET status = CASE WHEN cancel_requested THEN 'stopped' ELSE 'failed' END,
+                      error_message = CASE WHEN cancel_requested THEN NULL ELSE %s END,
+                      finished_at = now(), eta_seconds = NULL, estimated_completion = NULL
+                WHERE id = %s AND status = 'running' AND rq_job_id IS NOT DISTINCT FROM %s
+            RETURNING *""",
+            (reason, job_id, run_id))
+        row = cur.fetchone()
+        return dict(row) if row else None
+
+
+def silent_running_jobs(conn: Connection, silent_seconds: float) -> list[dict]:
+    """Running jobs without a heartbeat for `silent_seconds`, locked for this transaction
+    (rows another reconciler holds are skipped)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """SELECT id, worker_name, rq_job_id, cancel_requested,
+                      extract(epoch FROM now() - heartbeat_at) AS silent_seconds
+                 FROM training_jobs
+                WHERE status = 'running'
+                  AND (heartbeat_at IS NULL OR heartbeat_at < now() - make_interval(secs => %s))
+                ORDER BY id FOR UPDATE SKIP LOCKED""",
+            (silent_seconds,))
+        return [dict(row) for row in cur.fetchall()]
+
+
+def waiting_jobs(conn: Connection, older_than_seconds: float) -> list[dict]:
+    """Queued jobs created at least `older_than_seconds` ago, locked for this transaction."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """SELECT id, rq_job_id FROM training_jobs
+                WHERE status = 'queued' AND NOT cancel_requested
+                  AND updated_at < now() - make_interval(secs => %s)
+                ORDER BY id FOR UPDATE SKIP LOCKED""",
+            (older_than_seconds,))
+        return [dict(row) for row in cur.fetchall()]
+
+
+def list_jobs(conn: Connection, *, status: str | None = None, batch_id: int | None = None,
+              offset: int = 0, limit: int = 20) -> tuple[list[dict], int]:
+    """A page of jobs, newest first, and the total matching the filters."""
+    conditions, params = [], []
+    if status is not None:
+        conditions.append("status = %s")
+        params.append(status)
+    if batch_id is not None:
+        conditions.append("batch_id = %s")
+        params.append(batch_id)
+    where = ("WHERE " + " AND ".join(conditions)) if conditions else ""
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT count(*) AS n FROM training_jobs {where}", params)
+        total = int(cur.fetchone()["n"])
+        cur.execute(f"SELECT * FROM training_jobs {where} ORDER BY created_at DESC, id DESC "
+                    "OFFSET %s LIMIT %s", [*params, offset, limit])
+        return [dict(row) for row in cur.fetchall()], total
+
+
+def delete_job(conn: Connection, job_id: int) -> bool:
+    """Delete a job with its metrics and logs (cascade); its trained configurations stay."""
+    with conn.cursor() as cur:
+        cur.execute("DELETE FROM training_jobs WHERE id = %s", (job_id,))
+        return cur.rowcount == 1
+
+
+def requeue(conn: Connection, job_id: int, run_id: str, from_statuses: Iterable[str]) -> dict | None:
+    """Put a job back to `queued` under a new run id (resume, or a lost queue entry)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """UPDATE training_jobs
+                  SET status = 'queued', rq_job_id = %s, cancel_requested = false, finished_at = NULL,
+                      error_message = NULL, worker_name = NULL, eta_seconds = NULL,
+                      estimated_completion = NULL
+                WHERE id = %s AND status = ANY(%s)
+            RETURNING *""",
+            (run_id, job_id, list(from_statuses)))
+        row = cur.fetchone()
+        return dict(row) if row else None
+
+
+def next_job_id(conn: Connection) -> int:
+    """Reserve the id of a job about to be inserted (so its run id can name it)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT nextval(pg_get_serial_sequence('training_jobs', 'id')) AS id")
+        return int(cur.fetchone()["id"])

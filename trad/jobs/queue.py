@@ -1,0 +1,71 @@
+"""RQ wiring: the queue, enqueueing a training job, the stop flag and the stop command."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+import redis as redis_lib
+from rq import Queue
+from rq.command import send_stop_job_command
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import Job
+
+from trad.config import Settings
+from trad.jobs.progress import cancel_key
+
+log = logging.getLogger(__name__)
+
+RUN_JOB = "trad.jobs.runner.run_job"
+CANCEL_FLAG_TTL = 7 * 24 * 3600
+RESULT_TTL = 24 * 3600
+FAILURE_TTL = 7 * 24 * 3600
+
+
+def connect_redis(settings: Settings) -> redis_lib.Redis:
+    """A Redis client with short timeouts, so a dead Redis is an error, not a hang."""
+    return redis_lib.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5,
+                                    health_check_interval=30)
+
+
+def training_queue(connection: redis_lib.Redis, settings: Settings) -> Queue:
+    """The RQ queue training jobs go to (TRAD_QUEUE)."""
+    return Queue(settings.queue, connection=connection)
+
+
+def new_run_id(job_id: int) -> str:
+    """A fresh RQ job id for one run of a training job; recorded on its row before enqueueing."""
+    return f"trad-{job_id}-{uuid.uuid4().hex[:12]}"
+
+
+def enqueue_run(connection: redis_lib.Redis, settings: Settings, job_id: int, run_id: str) -> Job:
+    """Put one run of a training job on the queue under the RQ job id `run_id`."""
+    return training_queue(connection, settings).enqueue(
+        RUN_JOB, job_id, job_id=run_id, job_timeout=settings.job_timeout, result_ttl=RESULT_TTL,
+        failure_ttl=FAILURE_TTL, description=f"training job {job_id}")
+
+
+def run_exists(connection: redis_lib.Redis, run_id: str | None) -> bool:
+    """Whether Redis still knows this run (queued, running or finished)."""
+    return bool(run_id) and Job.exists(run_id, connection=connection)
+
+
+def set_cancel_flag(connection: redis_lib.Redis, settings: Settings, job_id: int) -> None:
+    """Ask a running job to stop; its ProgressCallback sees this within a fraction of a second."""
+    connection.set(cancel_key(settings.redis_prefix, job_id), 1, ex=CANCEL_FLAG_TTL)
+
+
+def clear_cancel_flag(connection: redis_lib.Redis, settings: Settings, job_id: int) -> None:
+    """Forget an earlier stop request (a resumed job must run)."""
+    connection.delete(cancel_key(settings.redis_prefix, job_id))
+
+
+def kill_run(connection: redis_lib.Redis, run_id: str | None) -> bool:
+    """The backstop of a stop: have the worker kill the run's work horse. False if it is not executing."""
+    if not run_id:
+        return False
+    try:
+        send_stop_job_command(connection, run_id)
+        return True
+    except (InvalidJobOperation, NoSuchJobError):
+        return False

@@ -1,0 +1,157 @@
+"""The request to start a training job: its shape (pydantic) and the checks that need data.
+
+Shape errors (types, ranges, unknown fields) come from pydantic; `check_job_request` adds
+what needs the strategies and the stored candles: known strategy, parameter overrides
+inside the strategy's bounds, grid size, symbol with candles, dates inside them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from trad.data.frames import TIMEFRAMES
+from trad.errors import InvalidInput
+from trad.training.config import (DEFAULT_FEE_RATE, DEFAULT_GAP_DAYS, DEFAULT_MIN_TRADES,
+                                  DEFAULT_N_ITERATIONS, DEFAULT_POSITION_SIZE_PCT, DEFAULT_SLIPPAGE,
+                                  DEFAULT_TEST_WINDOW_DAYS, DEFAULT_TRAIN_WINDOW_DAYS,
+                                  DEFAULT_VALIDATION_CANDIDATES, TrainingConfig)
+
+Timeframe = Literal["1m", "5m", "15m", "30m", "1h", "4h", "1d"]
+assert set(TIMEFRAMES) == set(Timeframe.__args__)
+OptimizerName = Literal["grid", "random", "bayesian"]
+Objective = Literal["sharpe", "sortino", "total_return", "profit_factor", "calmar", "sqn"]
+
+Symbol = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,31}$")
+
+
+class Strict(BaseModel):
+    """Unknown fields are an error, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class RangeOverride(Strict):
+    """Search a numeric parameter between low and high (inclusive), on a grid of `step`."""
+
+    low: float
+    high: float
+    step: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "RangeOverride":
+        if self.low > self.high:
+            raise ValueError("low must be <= high")
+        return self
+
+
+class ChoicesOverride(Strict):
+    """Search only these values of a parameter."""
+
+    choices: list[Union[int, float, str]] = Field(min_length=1, max_length=1000)
+
+
+ParamOverride = Union[RangeOverride, ChoicesOverride, int, float, str]
+
+
+class ValidationRequest(Strict):
+    """Walk-forward validation: rolling train/test windows, in days."""
+
+    enabled: bool = True
+    train_window_days: float = Field(default=DEFAULT_TRAIN_WINDOW_DAYS, gt=0, le=3650)
+    test_window_days: float = Field(default=DEFAULT_TEST_WINDOW_DAYS, gt=0, le=3650)
+    gap_days: float = Field(default=DEFAULT_GAP_DAYS, ge=0, le=3650)
+    candidates: int = Field(default=DEFAULT_VALIDATION_CANDIDATES, ge=1, le=50)
+
+
+class JobRequest(Strict):
+    """Everything but strategy, symbol, timeframe and optimizer has a default."""
+
+    job_name: str | None = Field(default=None, min_length=1, max_length=200)
+    strategy: str = Field(min_length=1, max_length=64)
+    symbol: str = Symbol
+    timeframe: Timeframe
+    optimizer: OptimizerName
+    objective: Objective = "sharpe"
+    n_iterations: int = Field(default=DEFAULT_N_ITERATIONS, ge=1, le=10_000)
+    param_space: dict[str, ParamOverride] = Field(default_factory=dict, max_length=50)
+    min_trades: int = Field(default=DEFAULT_MIN_TRADES, ge=0, le=100_000)
+    n_jobs: int = Field(default=1, ge=1, le=64)
+    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
+    start: datetime | None = None
+    end: datetime | None = None
+    fee_rate: float = Field(default=DEFAULT_FEE_RATE, ge=0, le=0.1)
+    slippage: float = Field(default=DEFAULT_SLIPPAGE, ge=0, le=0.1)
+    position_size_pct: float = Field(default=DEFAULT_POSITION_SIZE_PCT, gt=0, le=1)
+    target_score: float | None = None
+    patience: int | None = Field(default=None, ge=1, le=10_000)
+    validation: ValidationRequest = Field(default_factory=ValidationRequest)
+
+    @model_validator(mode="after")
+    def _dates_in_order(self) -> "JobRequest":
+        if self.start is not None and self.end is not None and self.start >= self.end:
+            raise ValueError("start must be before end")
+        return self
+
+    def training_config(self) -> TrainingConfig:
+        """The stored `config` of the job row."""
+        return TrainingConfig.from_mapping({
+            "n_iterations": self.n_iterations,
+            "param_space": {k: (v.model_dump(exclude_none=True) if isinstance(v, BaseModel) else v)
+                            for k, v in self.param_space.items()},
+            "min_trades": self.min_trades, "n_jobs": self.n_jobs, "seed": self.seed,
+            "start": self.start, "end": self.end, "fee_rate": self.fee_rate, "slippage": self.slippage,
+            "position_size_pct": self.position_size_pct, "target_score": self.target_score,
+            "patience": self.patience, "validation": self.validation.model_dump()})
+
+    def default_name(self) -> str:
+        return self.job_name or f"{self.strategy} {self.symbol} {self.timeframe} ({self.optimizer})"
+
+
+def check_job_request(request: JobRequest, candle_ranges: list[dict[str, Any]], max_configs: int) -> TrainingConfig:
+    """The checks that need strategies and candles; raises InvalidInput naming every bad field."""
+    from trad.optimize import build_search_space, make_optimizer
+    from trad.strategies import get_strategy
+
+    details: list[dict[str, str]] = []
+    config = request.training_config()
+    try:
+        strategy = get_strategy(request.strategy)
+    except InvalidInput as exc:
+        details += exc.details
+        strategy = None
+    if strategy is not None:
+        try:
+            space = build_search_space(strategy, config.param_space)
+            make_optimizer(request.optimizer, space, n_iterations=config.n_iterations, seed=config.seed,
+                           max_configs=max_configs, constraint=strategy.constraint_violation,
+                           target_score=config.target_score, patience=config.patience)
+        except InvalidInput as exc:
+            details += exc.details or [{"field": "param_space", "issue": exc.message}]
+    details += _candle_issues(request, candle_ranges)
+    if details:
+        raise InvalidInput("; ".join(f"{d['field']}: {d['issue']}" for d in details), details)
+    return config
+
+
+def _candle_issues(request: JobRequest, candle_ranges: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """The symbol must have candles of the timeframe; start and end must fall inside them."""
+    stored = next((r for r in candle_ranges if r["timeframe"] == request.timeframe), None)
+    if stored is None:
+        have = sorted({r["timeframe"] for r in candle_ranges})
+        issue = (f"no {request.timeframe} candles of {request.symbol}"
+                 + (f" (it has {', '.join(have)})" if have else "; import or synthesise some first"))
+        return [{"field": "symbol", "issue": issue}]
+    issues = []
+    first, last = stored["first"], stored["last"]
+    for name in ("start", "end"):
+        value = getattr(request, name)
+        if value is None:
+            continue
+        value = value if value.tzinfo else value.replace(tzinfo=first.tzinfo)
+        if not first <= value <= last:
+            issues.append({"field": name, "issue": f"{value.isoformat()} is outside the stored candles "
+                                                   f"({first.isoformat()} to {last.isoformat()})"})
+    return issues

@@ -1,0 +1,89 @@
+"""What RQ runs: the job function, and the worker class that watches over training jobs."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from rq import Worker, get_current_job
+
+from trad.config import Settings, get_settings
+from trad.db import Database
+from trad.store import jobs as job_store
+from trad.training.workflow import run_training
+
+log = logging.getLogger(__name__)
+
+JOB_MONITORING_INTERVAL = 5  # seconds between the worker's heartbeats while a job runs
+RECONCILE_INTERVAL = 10  # seconds between reconciliations (RQ's maintenance interval)
+
+
+def run_job(job_id: int) -> dict[str, Any] | None:
+    """The RQ job function: run the training job `job_id` under this worker."""
+    current = get_current_job()
+    final = run_training(int(job_id), get_settings(), worker_name=current.worker_name if current else None,
+                         rq_job_id=current.id if current else None)
+    return {"job_id": job_id, "status": final["status"] if final else None}
+
+
+def training_job_id(rq_job: Any) -> int | None:
+    """The training job a run belongs to (the first argument of run_job)."""
+    try:
+        return int(rq_job.args[0])
+    except (AttributeError, IndexError, TypeError, ValueError):
+        return None
+
+
+class TrainingWorker(Worker):
+    """An RQ worker that records on the row when a work horse dies or is stopped, and
+    reconciles jobs at start and every RECONCILE_INTERVAL seconds."""
+
+    trad_settings: Settings | None = None
+
+    def __init__(self, *args: Any, settings: Settings | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("job_monitoring_interval", JOB_MONITORING_INTERVAL)
+        kwargs.setdefault("maintenance_interval", RECONCILE_INTERVAL)
+        kwargs.setdefault("work_horse_killed_handler", self._horse_killed)
+        super().__init__(*args, **kwargs)
+        self.trad_settings = settings or get_settings()
+        self._db: Database | None = None
+
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            self._db = Database(self.trad_settings.database_url, max_connections=2,
+                                application_name="trad-worker")
+        return self._db
+
+    def reconcile(self) -> None:
+        """Fail dead runs, re-enqueue lost queued jobs; never lets an error stop the worker."""
+        from trad.jobs.reconcile import reconcile
+
+        try:
+            report = reconcile(self.db, self.connection, self.trad_settings)
+            if report.changed:
+                self.log.info("reconciled: %s", report)
+        except Exception:  # a database or Redis hiccup: try again at the next interval
+            self.log.exception("reconciliation failed; will retry")
+
+    def run_maintenance_tasks(self) -> None:
+        super().run_maintenance_tasks()
+        self.reconcile()
+
+    def _horse_killed(self, job: Any, retpid: int, ret_val: int, rusage: Any) -> None:
+        self._end_interrupted(job, f"the work horse of worker {self.name} died unexpectedly "
+                                   f"(exit status {ret_val})")
+
+    def _handle_stopped_job(self, job: Any, queue: Any, execution: Any) -> None:
+        self._end_interrupted(job, "stopped: the work horse was terminated on request")
+        super()._handle_stopped_job(job, queue, execution)
+
+    def _end_interrupted(self, job: Any, reason: str) -> None:
+        job_id = training_job_id(job)
+        if job_id is None:
+            return
+        try:
+            with self.db.transaction() as conn:
+                job_store.end_interrupted_run(conn, job_id, job.id, reason)
+        except Exception:
+            self.log.exception("could not record the end of training job %s; reconciliation will", job_id)
