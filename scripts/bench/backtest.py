@@ -79,7 +79,11 @@ def speed_table(sizes: list[int], repeats: dict[int, int]) -> list[str]:
 
 
 def callback_overhead(n: int, pairs: int) -> list[str]:
-    """Median over paired runs of time(with a no-op callback) / time(without) − 1."""
+    """Median over paired runs of time(with a no-op callback) / time(without) − 1.
+
+    Pairs alternate which run goes first; times are CPU time of this process, so other
+    work on the machine disturbs the ratio less than wall time would.
+    """
     engine = BacktestEngine()
     data = synthetic_candles(n, seed=SEED)
     calls = []
@@ -91,9 +95,9 @@ def callback_overhead(n: int, pairs: int) -> list[str]:
             timed = {}
             for with_callback in ((True, False) if i % 2 else (False, True)):
                 callback = (lambda d, t, s: None) if with_callback else None
-                start = time.perf_counter()
+                start = time.process_time()
                 engine.run_backtest(data, strategy, progress_callback=callback)
-                timed[with_callback] = time.perf_counter() - start
+                timed[with_callback] = time.process_time() - start
             ratios.append(timed[True] / timed[False])
         calls.clear()
         engine.run_backtest(data, strategy, progress_callback=lambda *c: calls.append(c))
@@ -145,7 +149,7 @@ def main() -> None:
         f"`{' '.join(['scripts/bench/backtest.py'] + sys.argv[1:])}` on {platform.machine()}, "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}, numpy {np.__version__}, "
         f"pandas {pd.__version__}; synthetic 5m candles (seed {SEED}), default parameters, "
-        "fee 0.0005.",
+        f"fee 0.0005. Load average at start: {os.getloadavg()[0]:.2f}.",
         "",
         "## Speed (median wall time of one full backtest: signals, trades, equity, metrics)",
         "", *speed_table(sizes, repeats), "",

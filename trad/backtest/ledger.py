@@ -49,16 +49,20 @@ def book(fills: Fills, close: np.ndarray, initial_equity: float, size: float,
 
 def _equity_curve(fills: Fills, close: np.ndarray, initial_equity: float, units: np.ndarray,
                   cash_left: np.ndarray, cash_after: np.ndarray) -> np.ndarray:
-    """Equity at every close from the (non-overlapping, ordered) trades."""
+    """Equity at every close from the (non-overlapping, ordered) trades.
+
+    The candles split into alternating stretches — flat before entry k, holding trade k
+    (entry through the candle before its exit) — each with its cash and units; equity
+    is cash + units · close, which is exactly the cash where no units are held.
+    """
     n = len(close)
-    equity = np.full(n, float(initial_equity))
-    if not len(units):
-        return equity
-    latest_entry = np.cumsum(np.bincount(fills.entry_index, minlength=n)) - 1
-    latest_exit = np.cumsum(np.bincount(fills.exit_index, minlength=n)) - 1
-    exited = latest_exit >= 0
-    equity[exited] = cash_after[latest_exit[exited]]
-    trade = np.maximum(latest_entry, 0)
-    holding = (latest_entry >= 0) & (np.arange(n) < fills.exit_index[trade])
-    equity[holding] = cash_left[trade[holding]] + units[trade[holding]] * close[holding]
-    return equity
+    bounds = np.empty(2 * len(units) + 2, dtype=np.int64)
+    bounds[0], bounds[-1] = 0, n
+    bounds[1:-1:2], bounds[2:-1:2] = fills.entry_index, fills.exit_index
+    cash = np.empty(2 * len(units) + 1)
+    cash[0] = initial_equity
+    cash[1::2], cash[2::2] = cash_left, cash_after
+    held = np.zeros(2 * len(units) + 1)
+    held[1::2] = units
+    lengths = np.diff(bounds)
+    return np.repeat(cash, lengths) + np.repeat(held, lengths) * close

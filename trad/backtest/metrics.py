@@ -36,10 +36,13 @@ def candles_per_year(timeframe: str | None = None, timestamps: Any = None) -> fl
 
 
 def candle_returns(equity: np.ndarray) -> np.ndarray:
-    """Per-candle returns of an equity curve: equity[t] / equity[t−1] − 1 (len − 1 values)."""
-    previous = equity[:-1]
+    """Per-candle returns of an equity curve: equity[t] / equity[t−1] − 1 (len − 1 values).
+
+    A return from zero equity is 0.0 (nothing left to gain or lose).
+    """
     with np.errstate(divide="ignore", invalid="ignore"):
-        returns = np.where(previous > 0, equity[1:] / np.where(previous > 0, previous, 1.0) - 1, 0.0)
+        returns = equity[1:] / equity[:-1] - 1.0
+    returns[~np.isfinite(returns)] = 0.0
     return returns
 
 
@@ -80,8 +83,8 @@ def max_drawdown(equity: np.ndarray) -> float:
         return 0.0
     peaks = np.maximum.accumulate(equity)
     with np.errstate(divide="ignore", invalid="ignore"):
-        drawdowns = np.where(peaks > 0, 1.0 - equity / np.where(peaks > 0, peaks, 1.0), 0.0)
-    return max(0.0, float(drawdowns.max()))
+        worst = float(np.nanmax(1.0 - equity / peaks))
+    return max(0.0, worst) if math.isfinite(worst) else 0.0
 
 
 def annualised_return(equity: np.ndarray, initial_equity: float, periods_per_year: float) -> float:
@@ -98,13 +101,11 @@ def annualised_return(equity: np.ndarray, initial_equity: float, periods_per_yea
         return math.inf
 
 
-def calmar(equity: np.ndarray, initial_equity: float, periods_per_year: float) -> float:
+def calmar(yearly_return: float, drawdown: float) -> float:
     """Annualised return / max drawdown; inf with a gain and no drawdown, 0.0 with neither."""
-    yearly = annualised_return(equity, initial_equity, periods_per_year)
-    drawdown = max_drawdown(equity)
     if drawdown == 0.0:
-        return math.inf if yearly > 0 else 0.0
-    return yearly / drawdown
+        return math.inf if yearly_return > 0 else 0.0
+    return yearly_return / drawdown
 
 
 def win_rate(pnl: np.ndarray) -> float:
@@ -148,16 +149,17 @@ def backtest_metrics(equity: np.ndarray, initial_equity: float, pnl: np.ndarray,
                      periods_per_year: float) -> dict[str, float]:
     """Every metric of a backtest, keyed by name."""
     returns = candle_returns(equity)
+    drawdown = max_drawdown(equity)
     return {
         "total_return": total_return(equity, initial_equity),
         "sharpe": sharpe(returns, periods_per_year),
         "sortino": sortino(returns, periods_per_year),
-        "max_drawdown": max_drawdown(equity),
+        "max_drawdown": drawdown,
         "win_rate": win_rate(pnl),
         "profit_factor": profit_factor(pnl),
         "n_trades": int(len(pnl)),
         "avg_trade_return": average_trade_return(trade_returns),
         "exposure": exposure(entry_index, exit_index, len(equity)),
-        "calmar": calmar(equity, initial_equity, periods_per_year),
+        "calmar": calmar(annualised_return(equity, initial_equity, periods_per_year), drawdown),
         "sqn": sqn(trade_returns),
     }

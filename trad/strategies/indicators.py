@@ -2,23 +2,44 @@
 
 Every value at index t uses candles up to t only. Window sums are computed window by
 window (each window summed on its own), never as a difference of running cumulative
-sums, which drift over long series and can flip a comparison.
+sums, which drift over long series (~1e-9 over 1M candles) and can flip a comparison.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from numpy.lib.stride_tricks import sliding_window_view
 
 ATR_PERIOD = 14
 
 
 def window_sum(values: np.ndarray, window: int) -> np.ndarray:
-    """Sum of values[t−window+1 … t] at t; NaN for t < window−1."""
-    out = np.full(len(values), np.nan)
-    if len(values) >= window:
-        out[window - 1:] = sliding_window_view(values, window).sum(axis=1)
+    """Sum of values[t−window+1 … t] at t; NaN for t < window−1.
+
+    Each window is summed on its own, as a sum of power-of-two blocks (the binary digits of
+    `window`), so the cost is O(n log window) and no error accumulates along the series.
+    """
+    n = len(values)
+    out = np.full(n, np.nan)
+    if n < window:
+        return out
+    count = n - window + 1
+    total = out[window - 1:]
+    blocks = np.asarray(values, dtype=float)
+    size, offset, remaining, started = 1, 0, window, False
+    while remaining:
+        if remaining & 1:
+            piece = blocks[offset:offset + count]
+            if started:
+                np.add(total, piece, out=total)
+            else:
+                total[:] = piece
+                started = True
+            offset += size
+        remaining >>= 1
+        if remaining:
+            blocks = blocks[:-size] + blocks[size:]
+            size *= 2
     return out
 
 

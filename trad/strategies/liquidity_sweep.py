@@ -44,12 +44,12 @@ class LiquiditySweep(Strategy):
         progress.start()
         low = data["low"].to_numpy(dtype=float)
         sweeps, key_low = self._sweeps(data, low, progress)
-        entries, sweep_of = self._reversals(sweeps, key_low, data["close"].to_numpy(dtype=float))
+        swept, signal_at = self._reversals(sweeps, key_low, data["close"].to_numpy(dtype=float))
         progress.advance_fraction(0.9)
+        entries = np.zeros(len(data), dtype=bool)
+        entries[signal_at] = True
         stops = np.full(len(data), np.nan)
-        signal_at = np.flatnonzero(entries)
-        stops[signal_at] = _lowest_low_since(low, sweep_of[signal_at], signal_at,
-                                             self.params["reversal_candles"])
+        stops[signal_at] = _lowest_low_since(low, swept, signal_at, self.params["reversal_candles"])
         progress.finish()
         return Signals(entries=entries, stops=stops, rr_ratio=self.params["rr_ratio"],
                        max_hold=self.params["max_hold_candles"])
@@ -73,19 +73,22 @@ class LiquiditySweep(Strategy):
 
     def _reversals(self, sweeps: np.ndarray, key_low: np.ndarray,
                    close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Long signals (first close above the swept level in the window) and each candle's sweep."""
+        """(sweep, signal) candle pairs: the first close above the swept level in the window.
+
+        A sweep's window is cut short by the next sweep, which replaces it.
+        """
         n = len(close)
-        sweep_of = np.maximum.accumulate(np.where(sweeps, np.arange(n), -1))
-        pending = sweep_of >= 0
-        since = np.arange(n) - sweep_of
-        level = np.where(pending, key_low[np.maximum(sweep_of, 0)], np.nan)
-        with np.errstate(invalid="ignore"):
-            reverses = pending & (since < self.params["reversal_candles"]) & (close > level)
-        count = np.cumsum(reverses)
-        before = count - reverses
-        before_sweep = np.where(pending, before[np.maximum(sweep_of, 0)], 0)
-        entries = reverses & (before == before_sweep)
-        return entries, sweep_of
+        swept = np.flatnonzero(sweeps)
+        level = key_low[swept]
+        window_end = np.minimum(swept + self.params["reversal_candles"], np.append(swept[1:], n))
+        signal = np.full(len(swept), -1)
+        for offset in range(self.params["reversal_candles"]):
+            candle = swept + offset
+            waiting = (signal < 0) & (candle < window_end)
+            reverses = waiting & (close[np.minimum(candle, n - 1)] > level)
+            signal[reverses] = candle[reverses]
+        found = signal >= 0
+        return swept[found], signal[found]
 
 
 def _lowest_low_since(low: np.ndarray, starts: np.ndarray, ends: np.ndarray,
