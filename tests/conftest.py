@@ -200,26 +200,38 @@ class WorkerProcess:
         with open(self.log_path) as f:
             return f.read()
 
+    def horse_pids(self) -> list[int]:
+        """The work horse(s): RQ forks one per job into its own process group."""
+        import subprocess
+
+        found = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True).stdout
+        return [int(pid) for pid in found.split()]
+
     def kill(self, sig: int | None = None) -> None:
-        """Signal the whole process group (worker and work horse); SIGKILL by default."""
+        """Signal the worker and its work horses, as when their machine dies; SIGKILL by default."""
         import os
         import signal
 
-        try:
-            os.killpg(self.process.pid, sig or signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        for group in [*self.horse_pids(), self.process.pid]:
+            try:
+                os.killpg(group, sig or signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         try:
             self.process.wait(timeout=10)
         except Exception:
             pass
 
     def stop(self) -> None:
+        import os
         import signal
+        import subprocess
 
         if self.process.poll() is None:
-            self.kill(signal.SIGTERM)
-            if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)  # warm shutdown: the running job finishes
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
                 self.kill()
         self._log.close()
 

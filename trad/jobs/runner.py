@@ -43,6 +43,8 @@ class TrainingWorker(Worker):
     def __init__(self, *args: Any, settings: Settings | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("job_monitoring_interval", JOB_MONITORING_INTERVAL)
         kwargs.setdefault("maintenance_interval", RECONCILE_INTERVAL)
+        # An idle worker waits on the queue for worker_ttl - 15 s between maintenance runs.
+        kwargs.setdefault("worker_ttl", RECONCILE_INTERVAL + 15)
         kwargs.setdefault("work_horse_killed_handler", self._horse_killed)
         super().__init__(*args, **kwargs)
         self.trad_settings = settings or get_settings()
