@@ -1,0 +1,234 @@
+"""Job change events for the SSE streams: one listener per web process, fanned out to clients.
+
+Every change of a `training_jobs` row takes the next `version` in commit order (migration
+004), and a deletion leaves a tombstone with its own version. So the changes form a log
+ordered by version, and "everything after version V" is a complete answer. The listener
+holds one LISTEN connection; each NOTIFY (or, as a safety net, a quiet few seconds) wakes
+it to read the log after the last version it saw — one query, whatever the number of
+clients — and hand the events to every subscription. After losing PostgreSQL it
+reconnects by itself and reads what changed meanwhile.
+
+A subscription keeps at most one pending event per job (the newest): a slow client gets
+the latest state of each job, never an unbounded queue.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import select
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import psycopg2
+
+from trad.db import connect
+from trad.store import json_safe
+from trad.store.jobs import TERMINAL_STATUSES
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "training_jobs"
+SAFETY_POLL_SECONDS = 5.0
+RECONNECT_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
+SNAPSHOT_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """One change: the row as JSON (kind "job") or a deletion (kind "deleted")."""
+
+    version: int
+    job_id: int
+    kind: str
+    data: str
+    status: str | None = None
+    batch_id: int | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.kind == "deleted" or self.status in TERMINAL_STATUSES
+
+    def to_sse(self) -> str:
+        return f"id: {self.version}\nevent: {self.kind}\ndata: {self.data}\n\n"
+
+
+def job_event(row: dict[str, Any]) -> JobEvent:
+    """The event of a job row (serialised once, shared by every client)."""
+    return JobEvent(int(row["version"]), int(row["id"]), "job", json.dumps(json_safe(row)),
+                    row.get("status"), row.get("batch_id"))
+
+
+def deletion_event(job_id: int, version: int) -> JobEvent:
+    return JobEvent(int(version), int(job_id), "deleted", json.dumps({"id": int(job_id)}))
+
+
+def read_changes(conn: Any, after_version: int, job_id: int | None = None,
+                 status: str | None = None, batch_id: int | None = None,
+                 limit: int | None = None) -> list[JobEvent]:
+    """Job rows and deletions with a version above `after_version`, in version order."""
+    conditions, params = ["version > %s"], [after_version]
+    for column, value in (("id", job_id), ("status", status), ("batch_id", batch_id)):
+        if value is not None:
+            conditions.append(f"{column} = %s")
+            params.append(value)
+    query = f"SELECT * FROM training_jobs WHERE {' AND '.join(conditions)} ORDER BY version"
+    if limit is not None:
+        query = f"SELECT * FROM ({query} DESC LIMIT %s) newest ORDER BY version"
+        params.append(limit)
+    with conn.cursor() as cur:
+        cur.execute(query, params)
+        events = [job_event(dict(row)) for row in cur.fetchall()]
+        if limit is None:  # a replay: deletions matter too
+            cur.execute("SELECT job_id, version FROM training_job_deletions WHERE version > %s"
+                        + (" AND job_id = %s" if job_id is not None else "") + " ORDER BY version",
+                        [after_version] + ([job_id] if job_id is not None else []))
+            events += [deletion_event(r["job_id"], r["version"]) for r in cur.fetchall()]
+    return sorted(events, key=lambda e: e.version)
+
+
+class Subscription:
+    """One client's view: filters, what it has been sent, and the newest pending event per job."""
+
+    def __init__(self, job_id: int | None = None, status: str | None = None,
+                 batch_id: int | None = None, after_version: int = 0) -> None:
+        self.job_id, self.status, self.batch_id = job_id, status, batch_id
+        self.sent_version = after_version
+        self._known_jobs: set[int] = set()
+        self._pending: dict[int, JobEvent] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+
+    def matches(self, event: JobEvent) -> bool:
+        """Whether the client wants the event (a job it was shown that leaves the filter: yes)."""
+        if self.job_id is not None and event.job_id != self.job_id:
+            return False
+        if event.job_id in self._known_jobs:
+            return True
+        if event.kind == "deleted":
+            return False
+        return ((self.status is None or event.status == self.status)
+                and (self.batch_id is None or event.batch_id == self.batch_id))
+
+    def offer(self, events: Iterable[JobEvent]) -> None:
+        """Called by the listener: keep the newest matching event per job, wake the client."""
+        woken = False
+        with self._lock:
+            for event in events:
+                if event.version <= self.sent_version or not self.matches(event):
+                    continue
+                current = self._pending.get(event.job_id)
+                if current is None or current.version < event.version:
+                    self._pending[event.job_id] = event
+                    woken = True
+        if woken:
+            self._wake.set()
+
+    def take(self, timeout: float) -> list[JobEvent]:
+        """Pending events in version order, waiting up to `timeout` seconds for one."""
+        if not self._pending:
+            self._wake.wait(timeout)
+        with self._lock:
+            self._wake.clear()
+            events = sorted((e for e in self._pending.values() if e.version > self.sent_version),
+                            key=lambda e: e.version)
+            self._pending.clear()
+        return events
+
+    def mark_sent(self, event: JobEvent) -> None:
+        self.sent_version = max(self.sent_version, event.version)
+        if event.kind == "job":
+            self._known_jobs.add(event.job_id)
+        else:
+            self._known_jobs.discard(event.job_id)
+
+
+class Broadcaster:
+    """The per-process listener thread and the set of subscriptions it feeds."""
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        self.last_version = 0
+        self.connected = threading.Event()
+        self._subscriptions: set[Subscription] = set()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscriptions)
+
+    def subscribe(self, subscription: Subscription) -> None:
+        self.start()
+        with self._lock:
+            self._subscriptions.add(subscription)
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        with self._lock:
+            self._subscriptions.discard(subscription)
+
+    def start(self) -> None:
+        """Start the listener thread once (lazily, at the first subscriber)."""
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._stopping.clear()
+                self._thread = threading.Thread(target=self._run, name="trad-job-listener", daemon=True)
+                self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                conn = connect(self.database_url, autocommit=True, application_name="trad-sse-listener")
+            except psycopg2.Error as exc:
+                failures = self._pause(failures, exc)
+                continue
+            try:
+                failures = 0
+                self._listen(conn)
+            except (psycopg2.Error, OSError, ValueError) as exc:
+                failures = self._pause(failures, exc)
+            finally:
+                self.connected.clear()
+                try:
+                    conn.close()
+                except psycopg2.Error:
+                    pass
+
+    def _pause(self, failures: int, exc: Exception) -> int:
+        delay = RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)]
+        log.warning("job listener lost PostgreSQL (%s); reconnecting in %.1f s",
+                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, delay)
+        self._stopping.wait(delay)
+        return failures + 1
+
+    def _listen(self, conn: Any) -> None:
+        with conn.cursor() as cur:
+            cur.execute(f"LISTEN {CHANNEL}")
+            if self.last_version == 0:
+                cur.execute("SELECT GREATEST(COALESCE((SELECT max(version) FROM training_jobs), 0), "
+                            "COALESCE((SELECT max(version) FROM training_job_deletions), 0)) AS v")
+                self.last_version = int(cur.fetchone()["v"])
+        self.connected.set()
+        self._catch_up(conn)  # whatever changed while we were not listening
+        while not self._stopping.is_set():
+            if select.select([conn], [], [], SAFETY_POLL_SECONDS) != ([], [], []):
+                conn.poll()
+                conn.notifies.clear()
+            self._catch_up(conn)
+
+    def _catch_up(self, conn: Any) -> None:
+        events = read_changes(conn, self.last_version)
+        if not events:
+            return
+        self.last_version = events[-1].version
+        with self._lock:
+            subscriptions = list(self._subscriptions)
+        for subscription in subscriptions:
+            subscription.offer(events)

@@ -1,0 +1,134 @@
+"""Server-Sent Events: every training_jobs change, pushed as it commits, replayed on reconnect.
+
+    GET /api/v1/training-jobs/stream?status=&batch_id=     every job
+    GET /api/v1/training-jobs/<id>/stream                   one job; ends after its terminal state
+
+`retry: 3000` first; then the current rows (or, with `Last-Event-ID` — header or
+`?last_event_id=` — every row and deletion with a higher version); then each change as
+`id: <version>`, `event: job` (or `deleted`), `data: <row JSON>`; `: keepalive` every 15 s.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any, Iterator
+
+from flask import Blueprint, Response, current_app, request
+
+from trad.api.events import SNAPSHOT_LIMIT, Broadcaster, JobEvent, Subscription, read_changes
+from trad.db import Database
+from trad.errors import InvalidInput, NotFound
+from trad.store.jobs import STATUSES, get_job
+
+KEEPALIVE_SECONDS = 15.0
+CLIENT_CHECK_SECONDS = 2.0
+RETRY_MS = 3000
+EXTENSION = "trad_stream"
+
+stream_blueprint = Blueprint("stream", __name__)
+
+
+def register_stream(app: Any, db: Database, database_url: str) -> Broadcaster:
+    """Add the stream routes to an app; the listener starts with the first client."""
+    broadcaster = Broadcaster(database_url)
+    app.extensions[EXTENSION] = {"broadcaster": broadcaster, "db": db}
+    app.register_blueprint(stream_blueprint)
+    return broadcaster
+
+
+def _parts() -> tuple[Broadcaster, Database]:
+    parts = current_app.extensions[EXTENSION]
+    return parts["broadcaster"], parts["db"]
+
+
+@stream_blueprint.get("/api/v1/training-jobs/stream")
+def stream_all_jobs() -> Response:
+    """Every job row change (optionally only one status or one batch)."""
+    status = request.args.get("status") or None
+    if status is not None and status not in STATUSES:
+        raise InvalidInput.field("status", f"must be one of {', '.join(STATUSES)}")
+    batch_id = _optional_int("batch_id", request.args.get("batch_id"))
+    return _stream(Subscription(status=status, batch_id=batch_id, after_version=_last_event_id()))
+
+
+@stream_blueprint.get("/api/v1/training-jobs/<int:job_id>/stream")
+def stream_one_job(job_id: int) -> Response:
+    """One job's changes; the stream ends after it reaches succeeded, failed or stopped."""
+    _, db = _parts()
+    with db.connection() as conn:
+        if get_job(conn, job_id) is None:
+            raise NotFound(f"training job {job_id} does not exist")
+    return _stream(Subscription(job_id=job_id, after_version=_last_event_id()), ends_when_done=True)
+
+
+def _optional_int(name: str, raw: str | None) -> int | None:
+    if raw in (None, ""):
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidInput.field(name, f"{raw!r} is not an integer") from None
+    if value < 0:
+        raise InvalidInput.field(name, "must be >= 0")
+    return value
+
+
+def _last_event_id() -> int:
+    raw = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
+    return _optional_int("last_event_id", raw) or 0
+
+
+def _stream(subscription: Subscription, ends_when_done: bool = False) -> Response:
+    broadcaster, db = _parts()
+    replay = subscription.sent_version > 0
+    broadcaster.subscribe(subscription)  # before the snapshot: nothing committed after it is missed
+    try:
+        with db.connection() as conn:
+            snapshot = read_changes(conn, subscription.sent_version, subscription.job_id, subscription.status,
+                                    subscription.batch_id, limit=None if replay else SNAPSHOT_LIMIT)
+    except BaseException:
+        broadcaster.unsubscribe(subscription)
+        raise
+    client = request.environ.get("gunicorn.socket") or request.environ.get("werkzeug.socket")
+    body = _events(broadcaster, subscription, snapshot, client, ends_when_done)
+    return Response(body, mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"})
+
+
+def _events(broadcaster: Broadcaster, subscription: Subscription, snapshot: list[JobEvent],
+            client: socket.socket | None, ends_when_done: bool) -> Iterator[str]:
+    """The response body; the subscription is dropped when the client goes or the job ends."""
+    try:
+        yield f"retry: {RETRY_MS}\n\n"
+        pending, last_write = snapshot, time.monotonic()
+        while True:
+            for event in pending:
+                if event.version <= subscription.sent_version:
+                    continue
+                yield event.to_sse()
+                subscription.mark_sent(event)
+                last_write = time.monotonic()
+                if ends_when_done and event.terminal:
+                    return
+            if _client_gone(client):
+                return
+            if time.monotonic() - last_write >= KEEPALIVE_SECONDS:
+                yield ": keepalive\n\n"
+                last_write = time.monotonic()
+            pending = subscription.take(timeout=CLIENT_CHECK_SECONDS)
+    finally:
+        broadcaster.unsubscribe(subscription)
+
+
+def _client_gone(client: socket.socket | None) -> bool:
+    """True when the client closed its connection (its socket reads end-of-file)."""
+    if client is None:
+        return False
+    try:
+        import select
+
+        readable, _, _ = select.select([client], [], [], 0)
+        return bool(readable) and client.recv(1, socket.MSG_PEEK) == b""
+    except (OSError, ValueError):
+        return True
