@@ -86,6 +86,22 @@ def data_list() -> None:
                    f"{row['first']:%Y-%m-%d %H:%M} → {row['last']:%Y-%m-%d %H:%M}")
 
 
+@cli.command()
+@click.option("--host", default=None, help="Address to bind (default TRAD_HOST, 127.0.0.1).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port (default PORT, 8000).")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Web processes (each holds its own SSE listener).")
+@click.option("--access-log", is_flag=True, help="Log every request.")
+def serve(host: str | None, port: int | None, workers: int, access_log: bool) -> None:
+    """Run the web app (API, SSE streams, dashboard, /docs, /rq) under gunicorn + gevent."""
+    from trad.api.serving import serve as run_server
+
+    settings = get_settings()
+    settings = settings.with_(host=host or settings.host, port=port or settings.port)
+    click.echo(f"trad web on http://{settings.host}:{settings.port}/")
+    run_server(settings, workers=workers, access_log=access_log)
+
+
 def preload_training_modules() -> None:
     """Import what every training job needs once, so each forked work horse starts warm."""
     import skopt  # noqa: F401  (scikit-learn comes with it: a second or two to import)
