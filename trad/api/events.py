@@ -103,8 +103,8 @@ class Subscription:
 
     def matches(self, event: JobEvent) -> bool:
         """Whether the client wants the event (a job it was shown that leaves the filter: yes)."""
-        if self.job_id is not None and event.job_id != self.job_id:
-            return False
+        if self.job_id is not None:
+            return event.job_id == self.job_id
         if event.job_id in self._known_jobs:
             return True
         if event.kind == "deleted":
