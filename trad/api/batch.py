@@ -1,0 +1,91 @@
+"""/api/v1/training: train every symbol (one job each), watch and cancel the batch, list symbols."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_openapi3 import APIBlueprint, Tag
+
+from trad.api.jobs import SECURITY
+from trad.api.schemas import (ERRORS, BatchProgress, BatchStarted, CancelResult, JobTemplate, SymbolList,
+                              TrainAllQuery, TrainAllRequest, shaped)
+from trad.api.services import Services, services
+from trad.errors import InvalidInput
+from trad.jobs import control
+from trad.jobs.requests import JobRequest, check_job_request
+from trad.store.candles import candle_summary
+from trad.training.batch import BatchPlan, batch_progress, cancel_batch, plan_batch, start_batch
+
+bp = APIBlueprint("batch", __name__, url_prefix="/api/v1/training", abp_tags=[Tag(name="batch training")],
+                  abp_security=SECURITY, abp_responses=ERRORS)
+
+
+def job_requests(plan: BatchPlan, template: JobTemplate, max_configs: int) -> dict[str, JobRequest]:
+    """One checked job request per symbol to train; InvalidInput names template fields as `template.…`."""
+    fields = template.model_dump(exclude={"symbol", "timeframe"})
+    requests, details = {}, []
+    for symbol in plan.to_train:
+        request = JobRequest.model_validate({**fields, "symbol": symbol, "timeframe": plan.timeframe})
+        try:
+            check_job_request(request, plan.candle_ranges[symbol], max_configs)
+        except InvalidInput as exc:
+            for detail in map(_in_template, exc.details, [symbol] * len(exc.details)):
+                if detail not in details:
+                    details.append(detail)
+        requests[symbol] = request
+    if details:
+        raise InvalidInput("; ".join(f"{d['field']}: {d['issue']}" for d in details), details)
+    return requests
+
+
+def _in_template(detail: dict[str, Any], symbol: str) -> dict[str, str]:
+    if detail["field"] == "symbol":
+        return {"field": "symbols", "issue": f"{symbol}: {detail['issue']}"}
+    issue = detail["issue"] if detail["field"] not in ("start", "end") else f"{symbol}: {detail['issue']}"
+    return {"field": f"template.{detail['field']}", "issue": issue}
+
+
+def _stopper(svc: Services):
+    return lambda job_id: control.stop_job(svc.db, svc.redis, svc.settings, job_id)
+
+
+@bp.post("/train-all", responses={202: BatchStarted})
+def train_all(query: TrainAllQuery, body: TrainAllRequest):
+    """Start a batch: one job per symbol, skipping symbols already trained on their newest candle."""
+    svc = services()
+    with svc.db.connection() as conn:
+        plan = plan_batch(conn, strategy=body.template.strategy, timeframe=body.template.timeframe,
+                          symbols=body.symbols, force=query.force)
+    requests = job_requests(plan, body.template, svc.settings.max_configs)
+    svc.redis.ping()  # no batch row is written while Redis is down
+    template = body.template.model_dump(mode="json", exclude={"symbol"}) | {"timeframe": plan.timeframe}
+    started = start_batch(
+        svc.db, plan, template, query.force,
+        launch=lambda symbol, batch_id: control.create_job(svc.db, svc.redis, svc.settings, requests[symbol],
+                                                           batch_id=batch_id),
+        stop=_stopper(svc))
+    return shaped(BatchStarted, started), 202
+
+
+@bp.get("/progress", responses={200: BatchProgress})
+def progress():
+    """Progress of the newest batch."""
+    return shaped(BatchProgress, batch_progress(services().db))
+
+
+@bp.post("/cancel", responses={200: CancelResult})
+def cancel():
+    """Stop every queued or running job of the running batch."""
+    svc = services()
+    return shaped(CancelResult, cancel_batch(svc.db, _stopper(svc)))
+
+
+@bp.get("/symbols", responses={200: SymbolList})
+def symbols():
+    """Symbols with candles: per timeframe, how many and from when to when."""
+    with services().db.connection() as conn:
+        rows = candle_summary(conn)
+    grouped: dict[str, list[dict]] = {}
+    for row in rows:
+        grouped.setdefault(row["symbol"], []).append(row)
+    return shaped(SymbolList, {"symbols": [{"symbol": s, "timeframes": tfs} for s, tfs in grouped.items()]})

@@ -1,0 +1,123 @@
+"""/api/v1/training-jobs: create, list, read, stop, delete and resume jobs; their progress, logs and metrics."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Mapping
+
+from flask_openapi3 import APIBlueprint, Tag
+
+from trad.api.schemas import (ERRORS, JobListQuery, JobPage, JobPath, JobProgress, JobRow, LogPage, LogQuery,
+                              MetricSeries, shaped)
+from trad.api.services import services
+from trad.errors import NotFound
+from trad.jobs import control
+from trad.jobs.requests import JobRequest
+from trad.store import jobs as job_store
+from trad.store.logs import count_logs, job_logs
+from trad.store.metrics import job_metrics
+from trad.store.progress import job_progress
+
+SECURITY = [{"bearer": []}]
+
+bp = APIBlueprint("jobs", __name__, url_prefix="/api/v1/training-jobs", abp_tags=[Tag(name="training jobs")],
+                  abp_security=SECURITY, abp_responses=ERRORS)
+
+
+def page_meta(page: int, page_size: int, total: int) -> dict[str, int]:
+    """The `meta` of a paged list."""
+    return {"page": page, "page_size": page_size, "total": total, "total_pages": math.ceil(total / page_size)}
+
+
+def metric_series(rows: Iterable[Mapping[str, Any]]) -> dict[str, list]:
+    """Chart series of a job's evaluations; `best_score` is the running best of the valid scores."""
+    series: dict[str, list] = {"iterations": [], "score": [], "best_score": [], "params": [], "valid": [],
+                               "duration_ms": []}
+    best = None
+    for row in rows:
+        score = row["score"]
+        if row["valid"] and score is not None and math.isfinite(score) and (best is None or score > best):
+            best = score
+        series["iterations"].append(row["iteration"])
+        series["score"].append(score)
+        series["best_score"].append(best)
+        series["params"].append(row["params"])
+        series["valid"].append(bool(row["valid"]))
+        series["duration_ms"].append(row["duration_ms"])
+    return series
+
+
+@bp.post("", responses={201: JobRow})
+def create_job(body: JobRequest):
+    """Create a training job: check it, insert it `queued` and enqueue it."""
+    svc = services()
+    row = control.create_job(svc.db, svc.redis, svc.settings, body)
+    return shaped(JobRow, row), 201, {"Location": f"{bp.url_prefix}/{row['id']}"}
+
+
+@bp.get("", responses={200: JobPage})
+def list_jobs(query: JobListQuery):
+    """A page of jobs, newest first, optionally of one status."""
+    with services().db.connection() as conn:
+        items, total = job_store.list_jobs(conn, status=query.status, offset=(query.page - 1) * query.page_size,
+                                           limit=query.page_size)
+    return shaped(JobPage, {"items": items, "meta": page_meta(query.page, query.page_size, total)})
+
+
+@bp.get("/<int:job_id>", responses={200: JobRow})
+def get_job(path: JobPath):
+    """One job's row."""
+    return shaped(JobRow, control.get_job_or_404(services().db, path.job_id))
+
+
+@bp.get("/<int:job_id>/progress", responses={200: JobProgress})
+def get_progress(path: JobPath):
+    """One job's progress: step, episode and candle level."""
+    with services().db.connection() as conn:
+        row = job_progress(conn, path.job_id)
+    if row is None:
+        raise NotFound(f"training job {path.job_id} does not exist")
+    return shaped(JobProgress, row)
+
+
+@bp.post("/<int:job_id>/stop", responses={200: JobRow})
+def stop_job(path: JobPath):
+    """Stop a job: a queued one at once, a running one within seconds; 409 if it has ended."""
+    svc = services()
+    return shaped(JobRow, control.stop_job(svc.db, svc.redis, svc.settings, path.job_id))
+
+
+@bp.delete("/<int:job_id>", responses={204: None})
+def delete_job(path: JobPath):
+    """Delete a job with its metrics and logs (stopping it first); its trained configurations stay."""
+    svc = services()
+    control.delete_job(svc.db, svc.redis, svc.settings, path.job_id)
+    return "", 204
+
+
+@bp.post("/<int:job_id>/resume", responses={200: JobRow})
+def resume_job(path: JobPath):
+    """Queue a stopped or failed job again; what it already evaluated is not evaluated again."""
+    svc = services()
+    return shaped(JobRow, control.resume_job(svc.db, svc.redis, svc.settings, path.job_id))
+
+
+@bp.get("/<int:job_id>/logs", responses={200: LogPage})
+def get_logs(path: JobPath, query: LogQuery):
+    """A page of a job's log lines, oldest first."""
+    db = services().db
+    control.get_job_or_404(db, path.job_id)
+    with db.connection() as conn:
+        total = count_logs(conn, path.job_id)
+        lines = job_logs(conn, path.job_id, offset=(query.page - 1) * query.page_size, limit=query.page_size)
+    return shaped(LogPage, {"logs": lines, "meta": page_meta(query.page, query.page_size, total)})
+
+
+@bp.get("/<int:job_id>/metrics", responses={200: MetricSeries})
+def get_metrics(path: JobPath):
+    """Series for charts: score and running best score per iteration, with the parameters tried."""
+    db = services().db
+    control.get_job_or_404(db, path.job_id)
+    with db.connection() as conn:
+        rows = job_metrics(conn, path.job_id)
+    return shaped(MetricSeries, metric_series(rows))

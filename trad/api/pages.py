@@ -1,0 +1,40 @@
+"""What a browser opens: the dashboard at /, Swagger UI at /docs, the spec at /openapi.json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask, current_app, jsonify, redirect, send_from_directory
+
+FRONTEND_DIR = Path(__file__).resolve().parent.parent.parent / "frontend"
+SWAGGER_UI = "/docs/swagger"
+
+PLACEHOLDER = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>trad</title></head>
+<body><h1>trad</h1><p>The dashboard is not installed here.</p>
+<ul><li><a href="/docs">API documentation</a></li><li><a href="/rq">RQ dashboard</a></li></ul></body></html>
+"""
+
+
+def register(app: Flask) -> None:
+    """Add /, /docs and /openapi.json to the app."""
+    app.add_url_rule("/", "dashboard", dashboard)
+    app.add_url_rule("/docs", "docs", docs)
+    app.add_url_rule("/openapi.json", "openapi_json", openapi_json)
+
+
+def dashboard():
+    """The dashboard (frontend/index.html), or a page of links when it is not installed."""
+    if (FRONTEND_DIR / "index.html").is_file():
+        return send_from_directory(FRONTEND_DIR, "index.html")
+    return PLACEHOLDER
+
+
+def docs():
+    """Swagger UI, served from the plugin's bundled files."""
+    return redirect(SWAGGER_UI)
+
+
+def openapi_json():
+    """The OpenAPI 3.1 document generated from the routes and their pydantic models."""
+    return jsonify(current_app.api_doc)

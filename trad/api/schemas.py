@@ -1,0 +1,334 @@
+"""The API's pydantic models: query and path parameters, the batch request, every response shape.
+
+The job request itself is `trad.jobs.requests.JobRequest`. Responses are passed through
+their model (`shaped`), so /openapi.json documents exactly what is sent.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
+
+from trad.jobs.requests import JobRequest, OptimizerName, Strict, Symbol, Timeframe
+from trad.training.batch import DEFAULT_OPTIMIZER, DEFAULT_STRATEGY
+
+MAX_JOB_ID = 2**63 - 1
+MAX_PAGE_SIZE = 200
+JobStatus = Literal["queued", "running", "succeeded", "failed", "stopped"]
+SymbolName = Annotated[str, Symbol]
+
+
+def shaped(model: type[BaseModel], data: Any) -> dict[str, Any]:
+    """`data` checked against its response model, as JSON-ready values (ISO 8601 datetimes)."""
+    return model.model_validate(data).model_dump(mode="json")
+
+
+# Errors
+
+class ErrorDetail(BaseModel):
+    field: str = Field(description="dotted path of the bad field, e.g. validation.gap_days")
+    issue: str
+
+
+class ErrorInfo(BaseModel):
+    code: str = Field(description="VALIDATION_ERROR, NOT_FOUND, CONFLICT, SERVICE_UNAVAILABLE, BAD_JSON, …")
+    message: str
+    details: list[ErrorDetail]
+    trace_id: str
+
+
+class ErrorBody(BaseModel):
+    """Every error response."""
+
+    error: ErrorInfo
+
+
+ERRORS = {status: ErrorBody for status in (401, 404, 409, 413, 422, 500, 503)}
+
+
+# Parameters
+
+class JobPath(BaseModel):
+    job_id: int = Field(ge=1, le=MAX_JOB_ID)
+
+
+class PageQuery(BaseModel):
+    page: int = Field(default=1, ge=1, le=1_000_000)
+    page_size: int = Field(default=20, ge=1, le=MAX_PAGE_SIZE)
+
+
+class JobListQuery(PageQuery):
+    status: JobStatus | None = None
+
+
+class LogQuery(PageQuery):
+    page_size: int = Field(default=100, ge=1, le=MAX_PAGE_SIZE)
+
+
+class TrainAllQuery(BaseModel):
+    force: bool = Field(default=False, description="train symbols already trained on their newest candle too")
+
+
+class JobTemplate(JobRequest):
+    """A job request without its symbol (the batch names the symbols); every field has a default."""
+
+    strategy: str = Field(default=DEFAULT_STRATEGY, min_length=1, max_length=64)
+    timeframe: Timeframe | None = Field(default=None, description="default: the timeframe most symbols have")
+    optimizer: OptimizerName = DEFAULT_OPTIMIZER
+    symbol: SkipJsonSchema[str | None] = Field(default=None, exclude=True)
+
+    @field_validator("symbol", mode="before")
+    @classmethod
+    def _no_symbol(cls, value: Any) -> None:
+        if value is not None:
+            raise ValueError("a template names no symbol; list the symbols in `symbols`")
+        return None
+
+
+class TrainAllRequest(Strict):
+    """The optional body of train-all."""
+
+    model_config = ConfigDict(extra="forbid", openapi_extra={"required": False})
+
+    symbols: list[SymbolName] | None = Field(default=None, min_length=1, max_length=1000,
+                                             description="default: every symbol with candles of the timeframe")
+    template: JobTemplate = Field(default_factory=JobTemplate)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_body(cls, data: Any) -> Any:
+        return {} if data is None else data
+
+
+# Jobs
+
+class JobRow(BaseModel):
+    """A training job: its row of `training_jobs`."""
+
+    id: int
+    job_name: str
+    status: JobStatus
+    strategy: str
+    symbol: str
+    timeframe: str
+    optimizer: str
+    objective: str
+    config: dict[str, Any]
+    batch_id: int | None
+    rq_job_id: str | None
+    progress: float
+    current_stage: str | None
+    step_number: int
+    total_steps: int
+    step_percentage: float
+    step_details: dict[str, Any]
+    current_episode: int
+    total_episodes: int
+    current_score: float | None
+    best_score: float | None
+    best_params: dict[str, Any] | None
+    current_reward: float | None
+    current_loss: float | None
+    candles_processed: int
+    total_candles: int
+    backtest_stage: str | None
+    eta_seconds: float | None
+    created_at: datetime
+    started_at: datetime | None
+    updated_at: datetime
+    finished_at: datetime | None
+    estimated_completion: datetime | None
+    cancel_requested: bool
+    error_message: str | None
+    result: dict[str, Any] | None
+    worker_name: str | None
+    heartbeat_at: datetime | None
+    attempts: int
+    version: int
+
+
+class PageMeta(BaseModel):
+    page: int
+    page_size: int
+    total: int
+    total_pages: int
+
+
+class JobPage(BaseModel):
+    items: list[JobRow]
+    meta: PageMeta
+
+
+class JobProgress(BaseModel):
+    """A job's progress (the `training_progress` view)."""
+
+    job_id: int
+    status: JobStatus
+    percentage: float
+    current_step: str | None
+    step_number: int
+    total_steps: int
+    step_percentage: float
+    step_details: dict[str, Any]
+    started_at: datetime | None
+    updated_at: datetime
+    estimated_completion: datetime | None
+    eta_seconds: float | None
+    current_iteration: int
+    total_iterations: int
+    best_score: float | None
+    current_score: float | None
+    best_params: dict[str, Any] | None
+    is_complete: bool
+    error_message: str | None
+    candles_processed: int
+    total_candles: int
+    backtest_stage: str | None
+
+
+class LogLine(BaseModel):
+    timestamp: datetime
+    level: str
+    message: str
+
+
+class LogPage(BaseModel):
+    logs: list[LogLine]
+    meta: PageMeta
+
+
+class MetricSeries(BaseModel):
+    """One entry per evaluated configuration, by iteration: the chart series of a job."""
+
+    iterations: list[int]
+    score: list[float | None]
+    best_score: list[float | None] = Field(description="the best valid score up to each iteration")
+    params: list[dict[str, Any]]
+    valid: list[bool]
+    duration_ms: list[float | None]
+
+
+# Batch training
+
+class BatchJob(BaseModel):
+    symbol: str
+    job_id: int
+
+
+class BatchFailure(BaseModel):
+    symbol: str
+    issue: str
+
+
+class BatchStarted(BaseModel):
+    batch_id: int
+    status: str
+    strategy: str
+    timeframe: str
+    total_symbols: int
+    jobs: list[BatchJob]
+    skipped: list[str]
+    failed: list[BatchFailure]
+    message: str
+
+
+class BatchResults(BaseModel):
+    successful: int
+    failed: int
+    skipped: int
+
+
+class BatchTiming(BaseModel):
+    elapsed_seconds: float
+    eta_seconds: float | None
+    elapsed_formatted: str
+    eta_formatted: str | None
+
+
+class BatchProgress(BaseModel):
+    training_in_progress: bool
+    current_symbol: str | None
+    total_symbols: int
+    completed_symbols: int
+    remaining_symbols: int
+    progress_percent: float
+    results: BatchResults
+    timing: BatchTiming | None
+    cancelling: bool
+    started_at: datetime | None
+    message: str | None
+    last_training_run: datetime | None
+
+
+class CancelResult(BaseModel):
+    success: bool
+    message: str
+
+
+class TimeframeCandles(BaseModel):
+    timeframe: str
+    candles: int
+    first: datetime
+    last: datetime
+
+
+class SymbolCandles(BaseModel):
+    symbol: str
+    timeframes: list[TimeframeCandles]
+
+
+class SymbolList(BaseModel):
+    symbols: list[SymbolCandles]
+
+
+# Health and strategies
+
+class ServiceCheck(BaseModel):
+    ok: bool
+    latency_ms: float | None
+
+
+class WorkerInfo(BaseModel):
+    name: str
+    state: str | None
+    current_job: str | None
+
+
+class QueueInfo(BaseModel):
+    name: str
+    length: int | None
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    database: ServiceCheck
+    redis: ServiceCheck
+    workers: list[WorkerInfo]
+    queue: QueueInfo
+
+
+class ParamInfo(BaseModel):
+    name: str
+    type: Literal["int", "float", "categorical"]
+    low: float | None
+    high: float | None
+    step: float | None
+    default: Any
+    choices: list[Any]
+
+
+class StrategyInfo(BaseModel):
+    name: str
+    description: str
+    params: list[ParamInfo]
+    defaults: dict[str, Any]
+
+
+class StrategyList(BaseModel):
+    strategies: list[StrategyInfo]
+    optimizers: list[str]
+    objectives: list[str]
+    timeframes: list[str]
