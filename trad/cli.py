@@ -129,6 +129,132 @@ def worker(name: str | None, burst: bool) -> None:
     training_worker.work(burst=burst, with_scheduler=False, logging_level="INFO")
 
 
+def _services():
+    """The database pool and Redis client of the configured services."""
+    from trad.jobs.queue import connect_redis
+
+    settings = get_settings()
+    return _database(), connect_redis(settings), settings
+
+
+def _param_override(text: str) -> tuple[str, object]:
+    """NAME=VALUE, NAME=LOW:HIGH[:STEP] or NAME=A,B,C → one param_space entry."""
+    name, sep, value = text.partition("=")
+    if not sep or not name or not value:
+        raise click.BadParameter(f"{text!r}: use NAME=VALUE, NAME=LOW:HIGH[:STEP] or NAME=A,B,C")
+
+    def number(part: str) -> float | int | str:
+        try:
+            return int(part)
+        except ValueError:
+            try:
+                return float(part)
+            except ValueError:
+                return part
+
+    if ":" in value:
+        parts = [number(p) for p in value.split(":")]
+        if len(parts) not in (2, 3):
+            raise click.BadParameter(f"{text!r}: a range is LOW:HIGH or LOW:HIGH:STEP")
+        return name, dict(zip(("low", "high", "step"), parts))
+    if "," in value:
+        return name, {"choices": [number(p) for p in value.split(",")]}
+    return name, number(value)
+
+
+@cli.command()
+@click.option("--file", "json_file", type=click.File("r"), help="A JSON job request (flags override it).")
+@click.option("--strategy", help="liquidity_sweep, sma_crossover or rsi_reversion.")
+@click.option("--symbol")
+@click.option("--timeframe")
+@click.option("--optimizer", type=click.Choice(["grid", "random", "bayesian"]))
+@click.option("--iterations", "n_iterations", type=int, help="Evaluations (random/bayesian).")
+@click.option("--objective")
+@click.option("--n-jobs", type=int, help="Processes evaluating in parallel.")
+@click.option("--seed", type=int)
+@click.option("--name", "job_name")
+@click.option("--param", "params", multiple=True, help="NAME=VALUE, NAME=LOW:HIGH[:STEP] or NAME=A,B,C.")
+@click.option("--no-validation", is_flag=True, help="Skip walk-forward validation.")
+def train(json_file, params, no_validation, **flags) -> None:
+    """Start a training job; prints its id."""
+    import json
+
+    import pydantic
+
+    from trad.jobs.control import create_job
+    from trad.jobs.requests import JobRequest
+
+    try:
+        body = json.load(json_file) if json_file else {}
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--file") from None
+    body.update({k: v for k, v in flags.items() if v is not None})
+    if params:
+        body["param_space"] = {**body.get("param_space", {}), **dict(map(_param_override, params))}
+    if no_validation:
+        body["validation"] = {**body.get("validation", {}), "enabled": False}
+    try:
+        request = JobRequest.model_validate(body)
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "request"
+        raise click.UsageError(f"{where}: {first['msg']}") from None
+    row = create_job(*_services(), request)
+    click.echo(row["id"])
+
+
+@cli.command()
+@click.option("--status", type=click.Choice(["queued", "running", "succeeded", "failed", "stopped"]))
+@click.option("--limit", type=click.IntRange(1, 500), default=20, show_default=True)
+def jobs(status: str | None, limit: int) -> None:
+    """List training jobs, newest first."""
+    from trad.store.jobs import list_jobs
+
+    with _database().connection() as conn:
+        rows, total = list_jobs(conn, status=status, limit=limit)
+    for row in rows:
+        best = "–" if row["best_score"] is None else f"{row['best_score']:.4f}"
+        click.echo(f"{row['id']:>6}  {row['status']:<9} {row['progress']:6.1f}%  best {best:>8}  "
+                   f"{row['strategy']} {row['symbol']} {row['timeframe']} {row['optimizer']}  {row['job_name']}")
+    click.echo(f"{len(rows)} of {total} jobs")
+
+
+@cli.command()
+@click.argument("job_id", type=int)
+def stop(job_id: int) -> None:
+    """Ask a job to stop (a queued job stops at once)."""
+    from trad.jobs.control import stop_job
+
+    row = stop_job(*_services(), job_id)
+    click.echo(f"job {job_id}: {'stopped' if row['status'] == 'stopped' else 'stop requested'}")
+
+
+@cli.command()
+@click.argument("job_id", type=int)
+@click.option("--url", envvar="TRAD_URL", default=None,
+              help="Web app to stream from (default TRAD_URL or http://TRAD_HOST:PORT).")
+def watch(job_id: int, url: str | None) -> None:
+    """Follow a job live in the terminal; exits 0 succeeded, 1 failed, 3 stopped."""
+    from trad.watch import watch_job
+
+    settings = get_settings()
+    base = url or f"http://{settings.host}:{settings.port}"
+    sys.exit(watch_job(base, job_id, settings.api_token))
+
+
+@cli.command()
+@click.option("--days", type=click.IntRange(min=0), default=None,
+              help="Keep this many days (default TRAD_RETENTION_DAYS, 30).")
+def cleanup(days: int | None) -> None:
+    """Delete finished jobs older than the retention period, with their metrics and logs."""
+    from trad.store.jobs import delete_finished_before
+
+    days = get_settings().retention_days if days is None else days
+    with _database().transaction() as conn:
+        deleted = delete_finished_before(conn, days)
+    click.echo(f"deleted {len(deleted)} jobs older than {days} days (trained configurations kept)")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: usage errors and bad input print one line and exit 2."""
     import psycopg2
@@ -145,8 +271,10 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     except TradError as exc:
+        from trad.errors import InvalidInput, NotFound
+
         click.echo(f"error: {exc.message}", err=True)
-        sys.exit(2)
+        sys.exit(2 if isinstance(exc, (InvalidInput, NotFound)) else 1)
     except psycopg2.OperationalError as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "connection failed"
         click.echo(f"error: PostgreSQL is not reachable: {first_line}", err=True)

@@ -240,3 +240,15 @@ def next_job_id(conn: Connection) -> int:
     with conn.cursor() as cur:
         cur.execute("SELECT nextval(pg_get_serial_sequence('training_jobs', 'id')) AS id")
         return int(cur.fetchone()["id"])
+
+
+def delete_finished_before(conn: Connection, days: float) -> list[int]:
+    """Delete jobs that ended and were created more than `days` days ago (metrics and logs
+    go with them; trained configurations stay). Returns their ids."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """DELETE FROM training_jobs
+                WHERE status = ANY(%s) AND created_at < now() - make_interval(days => %s)
+            RETURNING id""",
+            (list(TERMINAL_STATUSES), int(days)))
+        return sorted(row["id"] for row in cur.fetchall())
