@@ -1,7 +1,8 @@
 """Properties on random candles: the engine equals a slow per-candle reference and never peeks.
 
-Prices are whole numbers, so window sums are exact and the reference takes the same
-float path as the engine: trades must agree exactly, metrics to rounding.
+Random prices are whole numbers, so window sums are exact whatever their order and the
+reference takes the same float path as the engine: trades must agree exactly, money and
+metrics to rounding.
 """
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ from contextlib import contextmanager
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, assume, event, given, settings, strategies as st
+from hypothesis import (HealthCheck, assume, currently_in_test_context, event, given, settings,
+                        strategies as st)
 
 from tests.backtest.reference import (reference_backtest, reference_liquidity_sweep, reference_metrics,
                                       reference_rsi, reference_rsi_reversion, reference_sma_crossover)
 from tests.strategies.candles import Scripted, candles
 from trad.backtest import BacktestEngine, simulation
 from trad.backtest.metrics import candles_per_year
+from trad.data.synthetic import synthetic_candles
 from trad.strategies import LiquiditySweep, RsiReversion, SmaCrossover
 from trad.strategies.indicators import wilder_rsi
 
@@ -65,16 +68,23 @@ def engine_settings():
                      st.sampled_from([1.0, 0.5, 0.25]))
 
 
+SCAN_MODES = {
+    "default": None,
+    "several vectorised passes": (2, 3, simulation.MAX_CELLS),   # widths 2, 16, 128 …
+    "trade by trade": (2, 3, 12),                                # past 2 candles, one by one
+}
+
+
 @contextmanager
-def small_scans(enabled: bool):
-    """Scan 2 candles per candidate in batches of 3: every trade takes the long-trade path."""
-    saved = simulation.SCAN, simulation.BATCH
-    if enabled:
-        simulation.SCAN, simulation.BATCH = 2, 3
+def scan_mode(mode: str):
+    """Shrink the exit search so that every code path of it runs on small data."""
+    saved = simulation.SCAN, simulation.BATCH, simulation.MAX_CELLS
+    if SCAN_MODES[mode]:
+        simulation.SCAN, simulation.BATCH, simulation.MAX_CELLS = SCAN_MODES[mode]
     try:
         yield
     finally:
-        simulation.SCAN, simulation.BATCH = saved
+        simulation.SCAN, simulation.BATCH, simulation.MAX_CELLS = saved
 
 
 TRADE_KEYS = ("entry_index", "exit_index", "entry_price", "exit_price", "exit_reason")
@@ -83,8 +93,9 @@ TRADE_KEYS = ("entry_index", "exit_index", "entry_price", "exit_price", "exit_re
 def assert_same_backtest(result, trades, equity, initial=10_000.0):
     """Engine result == reference: trades exactly, money and metrics to rounding."""
     got = result.trades.to_dict("records")
-    event(f"trades: {min(len(got), 3)}{'+' if len(got) >= 3 else ''}")
-    event(f"exit reasons: {sorted(set(t['exit_reason'] for t in got))}")
+    if currently_in_test_context():
+        event(f"trades: {min(len(got), 3)}{'+' if len(got) >= 3 else ''}")
+        event(f"exit reasons: {sorted(set(t['exit_reason'] for t in got))}")
     assert [tuple(t[k] for k in TRADE_KEYS) for t in got] == \
         [tuple(t[k] for k in TRADE_KEYS) for t in trades]
     for mine, theirs in zip(got, trades):
@@ -99,13 +110,13 @@ def assert_same_backtest(result, trades, equity, initial=10_000.0):
 
 
 @SETTINGS
-@given(st.data(), candle_frames(), engine_settings(), st.booleans())
-def test_engine_equals_the_reference_on_any_signals(data, frame, costs, tiny_batches):
+@given(st.data(), candle_frames(), engine_settings(), st.sampled_from(sorted(SCAN_MODES)))
+def test_engine_equals_the_reference_on_any_signals(data, frame, costs, mode):
     fee, slippage, size = costs
     script = data.draw(scripted_signals(len(frame)))
     strategy = Scripted(n=len(frame), **script)
     engine = BacktestEngine(fee_rate=fee, slippage=slippage)
-    with small_scans(tiny_batches):
+    with scan_mode(mode):
         result = engine.run_backtest(frame, strategy, size)
     trades, equity = reference_backtest(frame, strategy.signals, fee, slippage, size=size)
     assert_same_backtest(result, trades, equity)
@@ -171,3 +182,18 @@ def test_no_trade_uses_a_future_candle(data, frame, params):
         closed = lambda r: r.trades[r.trades.exit_index < cut].reset_index(drop=True)  # noqa: E731
         pd.testing.assert_frame_equal(closed(full), closed(part))
         assert full.equity[:cut].tolist() == part.equity[:cut].tolist()
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_engine_equals_the_reference_on_long_data_with_long_trades(seed):
+    """Thousands of candidates and trades far longer than one scan: batches and long trades."""
+    frame = synthetic_candles(6_000, seed=seed)
+    rng = np.random.default_rng(seed)
+    close = frame["close"].to_numpy()
+    script = dict(entries=rng.random(6_000) < 0.4, exits=rng.random(6_000) < 0.002,
+                  stops=close * (1 - rng.choice([0.002, 0.05], 6_000)), rr_ratio=3.0,
+                  max_hold=None if seed == 1 else 700)
+    strategy = Scripted(n=6_000, **script)
+    result = BacktestEngine().run_backtest(frame, strategy)
+    assert (result.trades.exit_index - result.trades.entry_index).max() > 4 * simulation.SCAN
+    assert_same_backtest(result, *reference_backtest(frame, strategy.signals))

@@ -24,8 +24,10 @@ from trad.strategies.progress import StageProgress
 
 EXIT_REASONS = ("stop", "target", "signal", "max_hold", "end")
 STOP, TARGET, SIGNAL, MAX_HOLD, END = range(len(EXIT_REASONS))
-BATCH = 512
-SCAN = 64
+BATCH = 512          # candidate entries whose exits are searched together
+SCAN = 64            # candles scanned per candidate in the first pass; ×GROWTH in each next one
+GROWTH = 8
+MAX_CELLS = 1 << 19  # candidates × candles of one vectorised pass (bounds its memory)
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,16 @@ class Fills:
 
 
 @dataclass
+class _Exits:
+    """Per candidate: exit candle (-1 while unknown), fill price, reason, scan progress."""
+
+    candle: np.ndarray
+    price: np.ndarray
+    reason: np.ndarray
+    scanned_to: np.ndarray
+
+
+@dataclass
 class _Candidates:
     """Every entry signal that could become a trade, with its levels and exit bound."""
 
@@ -69,32 +81,31 @@ def simulate_trades(candles: Candles, signals: Signals, slippage: float,
     """The trades the signals make: one position at a time, signals during a trade ignored."""
     cand = _candidates(candles, signals, slippage)
     count = len(cand.entry)
-    exit_at = np.full(count, -1, dtype=np.int64)
-    exit_price = np.zeros(count)
-    reason = np.zeros(count, dtype=np.int8)
-    exit_list = [-1] * count
+    exits = _Exits(candle=np.full(count, -1, dtype=np.int64), price=np.zeros(count),
+                   reason=np.zeros(count, dtype=np.int8), scanned_to=cand.entry.copy())
+    exit_of = [-1] * count
     valid = cand.valid.tolist()
     signal_at = (cand.entry - 1).tolist()
     taken: list[int] = []
-    scanned, i = 0, 0
+    searched, i = 0, 0
     while i < count:
-        if i >= scanned:
-            scanned = min(count, i + BATCH)
-            _resolve(candles, cand, np.arange(i, scanned), slippage, exit_at, exit_price, reason)
-            exit_list[i:scanned] = exit_at[i:scanned].tolist()
+        if i >= searched:
+            searched = min(count, i + BATCH)
+            _resolve_batch(candles, cand, np.arange(i, searched), slippage, exits)
+            exit_of[i:searched] = exits.candle[i:searched].tolist()
         if not valid[i]:
             i += 1
             continue
-        if exit_list[i] < 0:
-            _resolve_long_trade(candles, cand, i, slippage, exit_at, exit_price, reason)
-            exit_list[i] = int(exit_at[i])
+        if exit_of[i] < 0:
+            _resolve_long_trade(candles, cand, i, slippage, exits)
+            exit_of[i] = int(exits.candle[i])
         taken.append(i)
-        progress.advance(exit_list[i])
-        i = bisect_left(signal_at, exit_list[i], i + 1)
+        progress.advance(exit_of[i])
+        i = bisect_left(signal_at, exit_of[i], i + 1)
     chosen = np.asarray(taken, dtype=np.int64)
-    return Fills(entry_index=cand.entry[chosen], exit_index=exit_at[chosen],
-                 entry_price=cand.price[chosen], exit_price=exit_price[chosen],
-                 reason=reason[chosen])
+    return Fills(entry_index=cand.entry[chosen], exit_index=exits.candle[chosen],
+                 entry_price=cand.price[chosen], exit_price=exits.price[chosen],
+                 reason=exits.reason[chosen])
 
 
 def _candidates(candles: Candles, signals: Signals, slippage: float) -> _Candidates:
@@ -130,19 +141,31 @@ def _candidates(candles: Candles, signals: Signals, slippage: float) -> _Candida
     return _Candidates(entry, price, stop, target, horizon, held_to_max, signal_exit, limit, valid)
 
 
-def _resolve(candles: Candles, cand: _Candidates, which: np.ndarray, slippage: float,
-             exit_at: np.ndarray, exit_price: np.ndarray, reason: np.ndarray) -> None:
-    """Exits of candidates `which`, scanning SCAN candles each; -1 where the scan fell short."""
-    start, limit = cand.entry[which], cand.limit[which]
+def _resolve_batch(candles: Candles, cand: _Candidates, which: np.ndarray, slippage: float,
+                   exits: _Exits) -> None:
+    """Exits of candidates `which`, scanning all of them at once in growing windows.
+
+    Stops when a pass would cost more than MAX_CELLS; the few candidates left (very long
+    trades) are finished one by one if the walk takes them.
+    """
     stop, target = cand.stop[which], cand.target[which]
     hit = np.full(len(which), -1, dtype=np.int64)
-    resolved = np.ones(len(which), dtype=bool)
+    done = np.ones(len(which), dtype=bool)
     if not (np.isnan(stop).all() and np.isnan(target).all()):
-        width = int(min(SCAN, (limit - start).max(initial=0) + 1))
-        hit = _first_touch(candles, start, limit, stop, target, width)
-        resolved = (hit >= 0) | (start + width > limit)
-    _book_exits(candles, cand, which[resolved], hit[resolved], slippage,
-                exit_at, exit_price, reason)
+        begin, limit = cand.entry[which].copy(), cand.limit[which]
+        pending, width = np.arange(len(which)), SCAN
+        done[:] = False
+        while len(pending) and len(pending) * width <= MAX_CELLS:
+            span = min(width, int((limit[pending] - begin[pending]).max()) + 1)
+            touch = _first_touch(candles, begin[pending], limit[pending], stop[pending],
+                                 target[pending], span)
+            hit[pending] = touch
+            begin[pending] += span
+            finished = (touch >= 0) | (begin[pending] > limit[pending])
+            done[pending[finished]] = True
+            pending, width = pending[~finished], width * GROWTH
+        exits.scanned_to[which] = begin
+    _book_exits(candles, cand, which[done], hit[done], slippage, exits)
 
 
 def _first_touch(candles: Candles, start: np.ndarray, limit: np.ndarray, stop: np.ndarray,
@@ -158,42 +181,39 @@ def _first_touch(candles: Candles, start: np.ndarray, limit: np.ndarray, stop: n
 
 
 def _resolve_long_trade(candles: Candles, cand: _Candidates, i: int, slippage: float,
-                        exit_at: np.ndarray, exit_price: np.ndarray, reason: np.ndarray) -> None:
-    """Exit of a trade that outlasted the batch scan: scan on in growing windows."""
+                        exits: _Exits) -> None:
+    """Exit of one trade that outlasted the batch scans: scan on in growing windows."""
     low, high = candles.low, candles.high
     stop, target, limit = cand.stop[i], cand.target[i], int(cand.limit[i])
-    begin, width, hit = int(cand.entry[i]) + SCAN, 4 * SCAN, -1
+    begin, width, hit = int(exits.scanned_to[i]), SCAN * GROWTH, -1
     while begin <= limit and hit < 0:
         end = min(limit, begin + width - 1)
         touched = (low[begin:end + 1] <= stop) | (high[begin:end + 1] >= target)
         first = int(touched.argmax())
         if touched[first]:
             hit = begin + first
-        begin, width = end + 1, width * 4
-    _book_exits(candles, cand, np.array([i]), np.array([hit]), slippage,
-                exit_at, exit_price, reason)
+        begin, width = end + 1, width * GROWTH
+    _book_exits(candles, cand, np.array([i]), np.array([hit]), slippage, exits)
 
 
 def _book_exits(candles: Candles, cand: _Candidates, which: np.ndarray, hit: np.ndarray,
-                slippage: float, exit_at: np.ndarray, exit_price: np.ndarray,
-                reason: np.ndarray) -> None:
-    """Exit candle, fill price and reason of candidates whose stop/target touch `hit` is known."""
+                slippage: float, exits: _Exits) -> None:
+    """Exit candle, fill price and reason of candidates whose first stop/target touch is known."""
     n = len(candles.close)
     touched = hit >= 0
-    at = np.maximum(hit, 0)
     stop, target = cand.stop[which], cand.target[which]
-    stopped = touched & (candles.low[at] <= stop)
+    stopped = touched & (candles.low[np.maximum(hit, 0)] <= stop)
     horizon, signal_exit = cand.horizon[which], cand.signal_exit[which]
     by_signal = ~touched & (signal_exit <= horizon)
-    held_max = ~touched & ~by_signal & cand.held_to_max[which]
-    why = np.select([stopped, touched, by_signal, held_max], [STOP, TARGET, SIGNAL, MAX_HOLD], END)
-    candle = np.select([touched, by_signal], [hit, signal_exit], horizon)
+    held_max = cand.held_to_max[which]
+    why = np.where(touched, np.where(stopped, STOP, TARGET),
+                   np.where(by_signal, SIGNAL, np.where(held_max, MAX_HOLD, END)))
+    candle = np.where(touched, hit, np.where(by_signal, signal_exit, horizon))
     safe = np.minimum(candle, n - 1)
-    price = np.select(
-        [why == STOP, why == TARGET, why == SIGNAL],
-        [np.minimum(candles.open[safe], stop), np.maximum(candles.open[safe], target),
-         candles.open[safe]],
-        candles.close[safe])
-    exit_at[which] = candle
-    exit_price[which] = price * (1.0 - slippage)
-    reason[which] = why
+    opens = candles.open[safe]
+    price = np.where(why == STOP, np.minimum(opens, stop),
+                     np.where(why == TARGET, np.maximum(opens, target),
+                              np.where(why == SIGNAL, opens, candles.close[safe])))
+    exits.candle[which] = candle
+    exits.price[which] = price * (1.0 - slippage)
+    exits.reason[which] = why
