@@ -87,7 +87,7 @@ def simulate_trades(candles: Candles, signals: Signals, slippage: float,
     valid = cand.valid.tolist()
     signal_at = (cand.entry - 1).tolist()
     taken: list[int] = []
-    searched, i = 0, 0
+    searched, i, report_at = 0, 0, progress.next_mark
     while i < count:
         if i >= searched:
             searched = min(count, i + BATCH)
@@ -100,7 +100,9 @@ def simulate_trades(candles: Candles, signals: Signals, slippage: float,
             _resolve_long_trade(candles, cand, i, slippage, exits)
             exit_of[i] = int(exits.candle[i])
         taken.append(i)
-        progress.advance(exit_of[i])
+        if exit_of[i] >= report_at:
+            progress.advance(exit_of[i])
+            report_at = progress.next_mark
         i = bisect_left(signal_at, exit_of[i], i + 1)
     chosen = np.asarray(taken, dtype=np.int64)
     return Fills(entry_index=cand.entry[chosen], exit_index=exits.candle[chosen],

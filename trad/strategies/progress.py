@@ -32,7 +32,7 @@ class StageProgress:
         self.stage = stage
         self.min_interval = MIN_INTERVAL if min_interval is None else min_interval
         self.every = max(1, self.total // STEPS_PER_STAGE)
-        self.next_mark = self.every
+        self.next_mark = self.every if callback is not None else self.total + 1
         self.last_done = -1
         self.last_call = 0.0
 
@@ -41,7 +41,10 @@ class StageProgress:
         self._call(0)
 
     def advance(self, done: int) -> None:
-        """`done` candles are processed; report it if a boundary was crossed and time passed."""
+        """`done` candles are processed; report it if a boundary was crossed and time passed.
+
+        Hot loops may skip the call while done < next_mark (it would do nothing).
+        """
         if self.callback is None or done < self.next_mark or done >= self.total:
             return
         self.next_mark = (done // self.every + 1) * self.every
