@@ -133,12 +133,12 @@ def _best_branches(errors: list[tuple[tuple, dict]]) -> list[tuple[tuple, dict]]
         else:
             unions.setdefault(loc[:at], {}).setdefault(loc[at], []).append((loc[at + 1:], error))
     for prefix, branches in unions.items():
-        fitting = [errs for errs in branches.values() if not _wrong_kind(errs)]
+        fitting = [_best_branches(errs) for errs in branches.values() if not _wrong_kind(errs)]
         if not fitting:
             accepted = ", ".join(_branch_name(tag) for tag in branches)
             plain.append((prefix, {"type": "union", "msg": f"must be one of: {accepted}"}))
             continue
-        plain.extend((prefix + loc, error) for loc, error in _best_branches(min(fitting, key=len)))
+        plain.extend((prefix + loc, error) for loc, error in min(fitting, key=len))
     return plain
 
 

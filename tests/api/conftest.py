@@ -1,0 +1,46 @@
+"""The app under test: `create_app` on the session's database, Redis prefix and queue."""
+
+from __future__ import annotations
+
+import pytest
+
+from trad.api import create_app
+from trad.api.services import services
+from trad.jobs.queue import training_queue
+
+
+@pytest.fixture(scope="session")
+def app(settings):
+    """One app for the session, like one web process."""
+    app = create_app(settings)
+    app.config["TESTING"] = True
+    yield app
+    with app.app_context():
+        services().close()
+
+
+@pytest.fixture
+def client(app, clean_db, redis, settings):
+    """A test client on empty tables, an empty queue and no stop flags left from earlier tests."""
+    training_queue(redis, settings).empty()
+    stale = list(redis.scan_iter(match=f"{settings.redis_prefix}cancel:*"))
+    if stale:
+        redis.delete(*stale)
+    return app.test_client()
+
+
+@pytest.fixture
+def make_app(settings):
+    """Build extra apps with changed settings (token, unreachable Redis); closed at the end."""
+    made = []
+
+    def make(**changes):
+        extra = create_app(settings.with_(**changes))
+        extra.config["TESTING"] = True
+        made.append(extra)
+        return extra
+
+    yield make
+    for extra in made:
+        with extra.app_context():
+            services().close()

@@ -1,0 +1,110 @@
+"""Pure pieces behind the responses: batch progress math, metric series, validation details."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from pydantic import ValidationError
+
+from trad.api.errors import validation_details
+from trad.api.jobs import metric_series, page_meta
+from trad.api.schemas import TrainAllRequest
+from trad.jobs.requests import JobRequest
+from trad.training.batch import choose_timeframe, estimate_eta, final_counts, format_duration, summarize
+
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def batch_row(**fields) -> dict:
+    row = {"id": 1, "status": "running", "symbols": ["A", "B", "C", "D"], "cancel_requested": False,
+           "skipped": 1, "failed": 0, "successful": 0, "completed_symbols": 0, "message": None,
+           "started_at": T0, "finished_at": None}
+    return {**row, **fields}
+
+
+def tally(**fields) -> dict:
+    return {"queued": 0, "running": 0, "succeeded": 0, "failed": 0, "stopped": 0, "active_progress": 0.0,
+            "current_symbol": None, **fields}
+
+
+@pytest.mark.parametrize("seconds, text", [(None, None), (0, "0s"), (9.4, "9s"), (62, "1m 02s"),
+                                           (3723, "1h 02m 03s"), (86_400, "24h 00m 00s")])
+def test_durations_read_like_a_clock(seconds, text):
+    assert format_duration(seconds) == text
+
+
+def test_eta_needs_some_signal_and_follows_the_rate():
+    assert estimate_eta(1.0, 50.0) is None and estimate_eta(100.0, 0.5) is None
+    assert estimate_eta(60.0, 25.0) == pytest.approx(180.0)
+    assert estimate_eta(5.0, 100.0) == 0.0
+
+
+def test_progress_counts_skipped_finished_and_the_running_jobs_own_progress():
+    now = T0 + timedelta(seconds=100)
+    body = summarize(batch_row(), tally(succeeded=1, running=1, queued=1, active_progress=50.0,
+                                        current_symbol="C"), None, now)
+    assert (body["completed_symbols"], body["remaining_symbols"], body["total_symbols"]) == (2, 2, 4)
+    assert body["progress_percent"] == 62.5 and body["current_symbol"] == "C"
+    assert body["results"] == {"successful": 1, "failed": 0, "skipped": 1}
+    assert body["timing"]["elapsed_seconds"] == 100.0 and body["timing"]["eta_seconds"] == pytest.approx(60.0)
+    assert body["timing"]["elapsed_formatted"] == "1m 40s" and body["training_in_progress"] is True
+
+
+def test_a_cancelling_batch_has_no_eta_and_a_finished_one_reads_its_stored_counts():
+    cancelling = summarize(batch_row(cancel_requested=True), tally(running=1), None, T0 + timedelta(seconds=5))
+    assert cancelling["cancelling"] is True and cancelling["timing"]["eta_seconds"] is None
+    finished = summarize(batch_row(status="succeeded", successful=3, completed_symbols=4, message="Finished",
+                                   finished_at=T0 + timedelta(seconds=30)), tally(), T0, T0 + timedelta(days=1))
+    assert finished["training_in_progress"] is False and finished["progress_percent"] == 100.0
+    assert finished["timing"]["elapsed_seconds"] == 30.0 and finished["timing"]["eta_seconds"] == 0.0
+    assert finished["results"] == {"successful": 3, "failed": 0, "skipped": 1}
+    assert finished["last_training_run"] == T0
+
+
+def test_final_counts_name_the_outcome():
+    assert final_counts(batch_row(), tally(succeeded=3))["status"] == "succeeded"
+    failed = final_counts(batch_row(failed=1, message="D: Redis is not reachable"), tally(succeeded=1, failed=1))
+    assert failed["status"] == "failed" and failed["failed"] == 2 and "Redis" in failed["message"]
+    cancelled = final_counts(batch_row(cancel_requested=True), tally(succeeded=1, stopped=1))
+    assert cancelled["status"] == "cancelled" and cancelled["completed_symbols"] == 3
+    assert "1 symbols not trained" in cancelled["message"]
+
+
+def test_the_default_timeframe_is_the_one_most_symbols_have():
+    summary = [{"symbol": "A", "timeframe": "5m", "candles": 10}, {"symbol": "B", "timeframe": "5m", "candles": 10},
+               {"symbol": "A", "timeframe": "1h", "candles": 500}, {"symbol": "C", "timeframe": "1d", "candles": 9}]
+    assert choose_timeframe(summary, None) == "5m"
+    assert choose_timeframe(summary, ["A"]) == "1h"
+    assert choose_timeframe(summary, ["Z"]) is None
+
+
+def test_metric_series_keep_a_running_best_over_valid_scores():
+    rows = [{"iteration": i, "score": s, "valid": v, "params": {"x": i}, "duration_ms": 1.0}
+            for i, s, v in [(1, None, False), (2, 0.5, True), (3, 0.2, True), (4, 9.0, False), (5, 0.7, True)]]
+    series = metric_series(rows)
+    assert series["best_score"] == [None, 0.5, 0.5, 0.5, 0.7]
+    assert series["iterations"] == [1, 2, 3, 4, 5] and series["valid"] == [False, True, True, False, True]
+    assert metric_series([])["best_score"] == []
+
+
+def test_page_meta_counts_pages():
+    assert page_meta(1, 20, 0)["total_pages"] == 0
+    assert page_meta(2, 20, 41)["total_pages"] == 3
+
+
+def errors_of(model, data) -> list[dict]:
+    with pytest.raises(ValidationError) as caught:
+        model.model_validate(data)
+    return validation_details(caught.value)
+
+
+def test_union_errors_come_from_the_branch_the_input_fits():
+    base = {"strategy": "sma_crossover", "symbol": "A", "timeframe": "5m", "optimizer": "grid"}
+    assert errors_of(JobRequest, {**base, "param_space": {"fast": {"low": 5}}}) == [
+        {"field": "param_space.fast.high", "issue": "required"}]
+    assert errors_of(JobRequest, {**base, "param_space": {"fast": {"choices": [{"a": 1}]}}})[0]["field"] == \
+        "param_space.fast.choices.0"
+    assert errors_of(TrainAllRequest, {"template": {"validation": {"gap_days": "x"}}}) == [
+        {"field": "template.validation.gap_days",
+         "issue": "Input should be a valid number, unable to parse string as a number"}]
