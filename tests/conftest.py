@@ -249,3 +249,73 @@ def start_worker(env, run_id):
     yield start
     for worker in started:
         worker.stop()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class WebProcess:
+    """A real `trad serve` (gunicorn + gevent) in a subprocess."""
+
+    def __init__(self, env: dict[str, str], port: int | None = None) -> None:
+        self.env, self.port = env, port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = None
+        self.start()
+
+    def start(self, timeout: float = 30.0) -> None:
+        import subprocess
+        import sys
+        import time
+
+        import requests
+
+        self.log_path = f"/tmp/trad-web-{self.port}.log"
+        self._log = open(self.log_path, "a")
+        self.process = subprocess.Popen([sys.executable, "-m", "trad", "serve", "--port", str(self.port)],
+                                        env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            try:
+                requests.get(f"{self.url}/api/v1/health", timeout=max(1.0, end - time.monotonic()))
+                return
+            except (requests.ConnectionError, requests.Timeout):
+                if self.process.poll() is not None:
+                    break
+                time.sleep(0.1)
+        raise RuntimeError(f"trad serve did not start:\n{open(self.log_path).read()}")
+
+    def stop(self) -> None:
+        import os
+        import signal
+        import subprocess
+
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        self._log.close()
+
+
+@pytest.fixture
+def start_web(env):
+    """Start real web servers; all are stopped at the end of the test."""
+    started: list[WebProcess] = []
+
+    def start(port: int | None = None, extra_env: dict[str, str] | None = None) -> WebProcess:
+        web = WebProcess({**env, **(extra_env or {})}, port)
+        started.append(web)
+        return web
+
+    yield start
+    for web in started:
+        web.stop()

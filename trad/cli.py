@@ -94,7 +94,7 @@ def data_list() -> None:
 @click.option("--access-log", is_flag=True, help="Log every request.")
 def serve(host: str | None, port: int | None, workers: int, access_log: bool) -> None:
     """Run the web app (API, SSE streams, dashboard, /docs, /rq) under gunicorn + gevent."""
-    from trad.api.serving import serve as run_server
+    from trad.serving import serve as run_server
 
     settings = get_settings()
     settings = settings.with_(host=host or settings.host, port=port or settings.port)

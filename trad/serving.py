@@ -1,6 +1,9 @@
 """The production web server: gunicorn with gevent workers, so thousands of idle SSE streams
 cost a greenlet each instead of a thread (a thread-per-request server serves only as many
-streams as it has threads, then starves every other request)."""
+streams as it has threads, then starves every other request).
+
+This module imports no part of the app: gunicorn's master stays light, and each worker
+imports the app after gevent has patched the standard library."""
 
 from __future__ import annotations
 
@@ -46,6 +49,7 @@ class WebServer(BaseApplication):
             "accesslog": "-" if access_log else None,
             "errorlog": "-",
             "proc_name": "trad-web",
+            "control_socket_disable": True,  # one shared default path would clash between servers
         }
         super().__init__()
 
