@@ -1,0 +1,122 @@
+// The dashboard: wires the components to the API, the job stream and the address (#/jobs/<id>).
+
+import { api, getToken, onUnauthorized, openJobStream, setToken } from "./api.js";
+import { BatchPanel } from "./batch-panel.js";
+import { h, replaceChildren } from "./dom.js";
+import { HealthStatus } from "./health-status.js";
+import { JobDetail } from "./job-detail.js";
+import { JobForm } from "./job-form.js";
+import { JobList } from "./job-list.js";
+import { LiveIndicator } from "./live-indicator.js";
+import { askForToken } from "./token-prompt.js";
+
+const $ = (id) => document.getElementById(id);
+const rows = new Map();
+const notice = $("notice");
+let noticeTimer = null;
+let stream = null;
+
+function showNotice(error) {
+  if (error?.status === 401) return;
+  clearTimeout(noticeTimer);
+  replaceChildren(notice, h("span", {}, error?.message || String(error)),
+    h("button", { type: "button", class: "link", onclick: () => { notice.hidden = true; } }, "Dismiss"));
+  notice.hidden = false;
+  noticeTimer = setTimeout(() => { notice.hidden = true; }, 10000);
+}
+
+const list = new JobList($("job-list"), { rows, onError: showNotice });
+const detail = new JobDetail($("job-detail"), { onRow: acceptRow, onDeleted: forgetJob, onError: showNotice });
+const form = new JobForm($("job-form"), { onCreated: acceptRow });
+const batch = new BatchPanel($("batch-panel"), { onError: showNotice });
+const live = new LiveIndicator($("live"));
+const health = new HealthStatus($("health"));
+
+/** A row from anywhere (stream, REST answer): applied when it is not older than what is shown. */
+function acceptRow(row) {
+  const known = rows.get(row.id);
+  if (known && known.version > row.version) return;
+  rows.set(row.id, row);
+  list.applyRow(row);
+  detail.applyRow(row);
+  if (row.batch_id) batch.nudge();
+}
+
+function forgetJob(id) {
+  rows.delete(id);
+  list.removeJob(id);
+  if (detail.id === id) {
+    location.hash = "#/";
+    showNotice({ message: `Job #${id} was deleted.` });
+  }
+}
+
+function route() {
+  const match = location.hash.match(/^#\/jobs\/(\d+)$/);
+  $("list-view").hidden = Boolean(match);
+  $("detail-view").hidden = !match;
+  if (match) {
+    const id = Number(match[1]);
+    if (detail.id !== id) detail.open(id);
+    document.title = `Job #${id} · trad`;
+    $("detail-title")?.focus({ preventScroll: false });
+    window.scrollTo(0, 0);
+  } else {
+    detail.close();
+    document.title = "trad · training dashboard";
+  }
+}
+
+function openStream() {
+  stream?.close();
+  stream = openJobStream("/api/v1/training-jobs/stream", {
+    job: acceptRow,
+    deleted: ({ id }) => forgetJob(id),
+    state: (state) => {
+      live.set(state);
+      if (state === "live") health.refresh();
+    },
+  });
+}
+
+async function start() {
+  openStream();
+  route();
+  list.load();
+  try {
+    const [catalog, symbols] = await Promise.all([api("/api/v1/strategies"), api("/api/v1/training/symbols")]);
+    form.load(catalog, symbols.symbols);
+    await batch.load(catalog, symbols.symbols);
+  } catch (error) {
+    showNotice(error);
+  }
+}
+
+onUnauthorized(async () => {
+  const hadToken = Boolean(getToken());
+  const saved = await askForToken(hadToken
+    ? "The stored access token was refused. Enter the server's TRAD_API_TOKEN."
+    : "This server requires an access token (TRAD_API_TOKEN).");
+  if (saved) start();
+});
+
+$("token-button").addEventListener("click", async () => {
+  if (await askForToken("Change or clear the access token sent to the server.")) start();
+});
+$("forget-token").addEventListener("click", () => {
+  setToken("");
+  start();
+});
+
+let resizeTimer = null;
+window.addEventListener("resize", () => {
+  clearTimeout(resizeTimer);
+  resizeTimer = setTimeout(() => detail.resize(), 150);
+});
+window.addEventListener("hashchange", route);
+setInterval(() => {
+  list.tick();
+  detail.tick();
+}, 1000);
+
+start();

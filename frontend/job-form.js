@@ -1,0 +1,175 @@
+// The new-job form, built from GET /api/v1/strategies; the API's field errors appear under the fields.
+
+import { api } from "./api.js";
+import { h, replaceChildren, setText } from "./dom.js";
+import { field, numberValue, setOptions, showApiError, clearFieldErrors } from "./form-fields.js";
+import { formatInteger, formatValue } from "./format.js";
+
+const P = "job";
+
+function symbolOptions(symbols) {
+  return symbols.map((s) => [s.symbol, `${s.symbol} (${s.timeframes.map((t) => `${t.timeframe}: ${formatInteger(t.candles)}`).join(", ")})`]);
+}
+
+export class JobForm {
+  /** catalog: GET /api/v1/strategies; symbols: GET /api/v1/training/symbols → .symbols. */
+  constructor(container, { onCreated }) {
+    this.onCreated = onCreated;
+    this.container = container;
+    this.catalog = null;
+    this.symbols = [];
+  }
+
+  load(catalog, symbols) {
+    this.catalog = catalog;
+    this.symbols = symbols;
+    this.build();
+  }
+
+  build() {
+    const { strategies, optimizers, objectives, timeframes } = this.catalog;
+    const f = (name, label, control, hint) => field(P, name, label, control, hint);
+    this.summary = h("div", { class: "form-errors", role: "alert", hidden: true });
+    this.done = h("p", { class: "form-done", role: "status" });
+    this.paramBox = h("div", { class: "param-space" });
+    this.submit = h("button", { type: "submit", class: "primary" }, "Start training");
+    this.form = h("form", { class: "job-form", novalidate: true, onsubmit: (e) => this.send(e) },
+      this.summary,
+      f("job_name", "Name", { type: "text", maxlength: 200, placeholder: "strategy symbol timeframe (optimizer)" }),
+      h("div", { class: "row" },
+        f("strategy", "Strategy", { select: strategies.map((s) => [s.name, s.name]) }),
+        f("symbol", "Symbol", { select: symbolOptions(this.symbols) },
+          this.symbols.length ? "" : "No candles stored yet: `trad data synth --symbol DEMO`.")),
+      h("div", { class: "row" },
+        f("timeframe", "Timeframe", { select: timeframes.map((t) => [t, t]) }),
+        f("optimizer", "Optimizer", { select: optimizers.map((o) => [o, o]), value: "random" }),
+        f("objective", "Objective", { select: objectives.map((o) => [o, o]), value: "sharpe" })),
+      h("div", { class: "row row-4" },
+        f("n_iterations", "Iterations", { type: "number", inputmode: "numeric", value: 50 }),
+        f("n_jobs", "Parallel jobs", { type: "number", inputmode: "numeric", value: 1 }),
+        f("seed", "Seed", { type: "number", inputmode: "numeric", placeholder: "random" }),
+        f("min_trades", "Min. trades", { type: "number", inputmode: "numeric", value: 5 })),
+      h("p", { class: "hint", id: `${P}-iterations-hint` },
+        "Iterations: configurations tried by random and Bayesian search; grid search tries its whole grid."),
+      h("fieldset", { class: "validation", dataset: { field: "validation" } },
+        h("legend", {}, "Walk-forward validation"),
+        h("p", { class: "field-error", hidden: true }),
+        f("validation.enabled", "Validate the best configurations out of sample", { type: "checkbox", checked: true }),
+        h("div", { class: "row" },
+          f("validation.train_window_days", "Train days", { type: "number", value: 90 }),
+          f("validation.test_window_days", "Test days", { type: "number", value: 30 }),
+          f("validation.gap_days", "Gap days", { type: "number", value: 0 }))),
+      h("details", { class: "param-details" }, h("summary", {}, "Parameter space"), this.paramBox),
+      h("div", { class: "form-actions" }, this.submit), this.done);
+    replaceChildren(this.container, this.form);
+    const iterations = this.input("n_iterations");
+    iterations.setAttribute("aria-describedby", `${P}-iterations-hint ${iterations.getAttribute("aria-describedby")}`);
+    this.input("strategy").addEventListener("change", () => this.buildParams());
+    this.input("symbol").addEventListener("change", () => this.pickTimeframe());
+    this.input("validation.enabled").addEventListener("change", () => this.toggleWindows());
+    this.buildParams();
+    this.pickTimeframe();
+  }
+
+  input(name) {
+    return this.form.elements.namedItem(name);
+  }
+
+  /** New symbols (candles were added): keep the selection when possible. */
+  setSymbols(symbols) {
+    this.symbols = symbols;
+    if (this.form) setOptions(this.input("symbol"), symbolOptions(symbols));
+  }
+
+  strategy() {
+    return this.catalog.strategies.find((s) => s.name === this.input("strategy").value);
+  }
+
+  buildParams() {
+    const strategy = this.strategy();
+    const rows = (strategy?.params || []).map((p) => {
+      const name = `param_space.${p.name}`;
+      const header = h("legend", {}, p.name, h("span", { class: "sub" }, ` default ${formatValue(p.default)}`));
+      if (p.type === "categorical") {
+        return h("fieldset", { class: "param", dataset: { field: name } }, header,
+          h("p", { class: "field-error", hidden: true }),
+          p.choices.map((c) => field(P, `${name}.choices.${c}`, formatValue(c), { type: "checkbox", checked: true, value: c })));
+      }
+      const num = (key, value) => field(P, `${name}.${key}`, key, { type: "number", value: value ?? "", step: "any" });
+      return h("fieldset", { class: "param", dataset: { field: name } }, header,
+        h("p", { class: "field-error", hidden: true }),
+        h("div", { class: "row" }, num("low", p.low), num("high", p.high), num("step", p.step)));
+    });
+    replaceChildren(this.paramBox, strategy?.description ? h("p", { class: "muted" }, strategy.description) : null,
+      rows.length ? h("p", { class: "hint" }, "Narrow the search inside the strategy's bounds.") : null, rows);
+  }
+
+  pickTimeframe() {
+    const symbol = this.symbols.find((s) => s.symbol === this.input("symbol").value);
+    if (symbol?.timeframes.length) this.input("timeframe").value = symbol.timeframes[0].timeframe;
+  }
+
+  toggleWindows() {
+    const on = this.input("validation.enabled").checked;
+    for (const key of ["train_window_days", "test_window_days", "gap_days"]) this.input(`validation.${key}`).disabled = !on;
+  }
+
+  /** The request body: defaults left out, parameter bounds only where they differ from the strategy's. */
+  body() {
+    const value = (name) => this.input(name).value;
+    const body = {
+      strategy: value("strategy"), symbol: value("symbol"), timeframe: value("timeframe"),
+      optimizer: value("optimizer"), objective: value("objective"),
+    };
+    if (value("job_name").trim()) body.job_name = value("job_name").trim();
+    for (const name of ["n_iterations", "n_jobs", "seed", "min_trades"]) {
+      const n = numberValue(this.input(name));
+      if (n !== null) body[name] = n;
+    }
+    body.validation = { enabled: this.input("validation.enabled").checked };
+    if (body.validation.enabled) {
+      for (const key of ["train_window_days", "test_window_days", "gap_days"]) {
+        const n = numberValue(this.input(`validation.${key}`));
+        if (n !== null) body.validation[key] = n;
+      }
+    }
+    const space = this.paramSpace();
+    if (Object.keys(space).length) body.param_space = space;
+    return body;
+  }
+
+  paramSpace() {
+    const space = {};
+    for (const p of this.strategy()?.params || []) {
+      const name = `param_space.${p.name}`;
+      if (p.type === "categorical") {
+        const boxes = [...this.form.querySelectorAll(`[data-field^="${CSS.escape(name)}.choices."] input`)];
+        const chosen = boxes.filter((b) => b.checked).map((b) => p.choices[boxes.indexOf(b)]);
+        if (chosen.length !== p.choices.length) space[p.name] = { choices: chosen };
+        continue;
+      }
+      const range = {};
+      for (const key of ["low", "high", "step"]) range[key] = numberValue(this.input(`${name}.${key}`));
+      if (range.low !== p.low || range.high !== p.high || range.step !== p.step) {
+        space[p.name] = Object.fromEntries(Object.entries(range).filter(([, v]) => v !== null));
+      }
+    }
+    return space;
+  }
+
+  async send(event) {
+    event.preventDefault();
+    clearFieldErrors(this.form, this.summary);
+    setText(this.done, "");
+    this.submit.disabled = true;
+    try {
+      const row = await api("/api/v1/training-jobs", { method: "POST", body: this.body() });
+      replaceChildren(this.done, `Job #${row.id} queued: `, h("a", { href: `#/jobs/${row.id}` }, row.job_name));
+      this.onCreated(row);
+    } catch (error) {
+      showApiError(this.form, this.summary, error);
+    } finally {
+      this.submit.disabled = false;
+    }
+  }
+}
