@@ -18,7 +18,7 @@ def test_health_names_database_redis_workers_and_queue(client, settings, start_w
 
     worker = start_worker()
     (seen,) = wait_for(lambda: [w for w in client.get("/api/v1/health").get_json()["workers"]
-                                if w["name"] == worker.name], 30)
+                                if w["name"] == worker.name], 60)
     assert set(seen) == {"name", "state", "current_job"} and seen["state"] in ("idle", "started", "busy")
 
 

@@ -16,6 +16,7 @@ from flask_openapi3 import Info, OpenAPI
 from trad.api import batch, health, hooks, jobs, pages, strategies
 from trad.api.errors import handle_error, validation_error_response
 from trad.api.pages import FRONTEND_DIR
+from trad.api.schemas import ErrorBody
 from trad.api.services import EXTENSION, Services
 from trad.api.stream import register_stream
 from trad.config import Settings, get_settings
@@ -45,7 +46,7 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     app = OpenAPI(__name__, info=Info(title="trad", version=__version__,
                                       description="Train trading strategies and watch the training live."),
                   security_schemes=BEARER, doc_prefix="/docs", doc_url="/openapi.json",
-                  validation_error_callback=validation_error_response,
+                  validation_error_callback=validation_error_response, validation_error_model=ErrorBody,
                   static_folder=str(FRONTEND_DIR), static_url_path="/static")
     app.json = JSONProvider(app)
     app.config.update(MAX_CONTENT_LENGTH=MAX_CONTENT_LENGTH, RQ_DASHBOARD_REDIS_URL=settings.redis_url)

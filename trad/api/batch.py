@@ -7,8 +7,8 @@ from typing import Any
 from flask_openapi3 import APIBlueprint, Tag
 
 from trad.api.jobs import SECURITY
-from trad.api.schemas import (ERRORS, BatchProgress, BatchStarted, CancelResult, JobTemplate, SymbolList,
-                              TrainAllQuery, TrainAllRequest, shaped)
+from trad.api.schemas import (COMMON_ERRORS, BatchProgress, BatchStarted, CancelResult, JobTemplate, SymbolList,
+                              TrainAllQuery, TrainAllRequest, errors, shaped)
 from trad.api.services import Services, services
 from trad.errors import InvalidInput
 from trad.jobs import control
@@ -17,7 +17,7 @@ from trad.store.candles import candle_summary
 from trad.training.batch import BatchPlan, batch_progress, cancel_batch, plan_batch, start_batch
 
 bp = APIBlueprint("batch", __name__, url_prefix="/api/v1/training", abp_tags=[Tag(name="batch training")],
-                  abp_security=SECURITY, abp_responses=ERRORS)
+                  abp_security=SECURITY, abp_responses=COMMON_ERRORS)
 
 
 def job_requests(plan: BatchPlan, template: JobTemplate, max_configs: int) -> dict[str, JobRequest]:
@@ -49,7 +49,7 @@ def _stopper(svc: Services):
     return lambda job_id: control.stop_job(svc.db, svc.redis, svc.settings, job_id)
 
 
-@bp.post("/train-all", responses={202: BatchStarted})
+@bp.post("/train-all", responses={202: BatchStarted, **errors(400, 409, 413, 415)})
 def train_all(query: TrainAllQuery, body: TrainAllRequest):
     """Start a batch: one job per symbol, skipping symbols already trained on their newest candle."""
     svc = services()

@@ -9,14 +9,14 @@ from typing import Any, Callable
 from flask_openapi3 import APIBlueprint, Tag
 from rq import Worker
 
-from trad.api.schemas import ERRORS, Health, shaped
+from trad.api.schemas import errors, Health, shaped
 from trad.api.services import Services, services
 from trad.jobs.queue import training_queue
 
 log = logging.getLogger(__name__)
 
 bp = APIBlueprint("health", __name__, url_prefix="/api/v1/health", abp_tags=[Tag(name="health")],
-                  abp_security=[{"bearer": []}], abp_responses={401: ERRORS[401]})
+                  abp_security=[{"bearer": []}], abp_responses=errors(401, 422, 500))
 
 
 def timed_check(name: str, probe: Callable[[], Any]) -> dict[str, Any]:

@@ -7,8 +7,8 @@ from typing import Any, Iterable, Mapping
 
 from flask_openapi3 import APIBlueprint, Tag
 
-from trad.api.schemas import (ERRORS, JobListQuery, JobPage, JobPath, JobProgress, JobRow, LogPage, LogQuery,
-                              MetricSeries, shaped)
+from trad.api.schemas import (COMMON_ERRORS, JobListQuery, JobPage, JobPath, JobProgress, JobRow, LogPage, LogQuery,
+                              MetricSeries, errors, shaped)
 from trad.api.services import services
 from trad.errors import NotFound
 from trad.jobs import control
@@ -21,7 +21,7 @@ from trad.store.progress import job_progress
 SECURITY = [{"bearer": []}]
 
 bp = APIBlueprint("jobs", __name__, url_prefix="/api/v1/training-jobs", abp_tags=[Tag(name="training jobs")],
-                  abp_security=SECURITY, abp_responses=ERRORS)
+                  abp_security=SECURITY, abp_responses=COMMON_ERRORS)
 
 
 def page_meta(page: int, page_size: int, total: int) -> dict[str, int]:
@@ -47,7 +47,7 @@ def metric_series(rows: Iterable[Mapping[str, Any]]) -> dict[str, list]:
     return series
 
 
-@bp.post("", responses={201: JobRow})
+@bp.post("", responses={201: JobRow, **errors(400, 413, 415)})
 def create_job(body: JobRequest):
     """Create a training job: check it, insert it `queued` and enqueue it."""
     svc = services()
@@ -64,13 +64,13 @@ def list_jobs(query: JobListQuery):
     return shaped(JobPage, {"items": items, "meta": page_meta(query.page, query.page_size, total)})
 
 
-@bp.get("/<int:job_id>", responses={200: JobRow})
+@bp.get("/<int:job_id>", responses={200: JobRow, **errors(404)})
 def get_job(path: JobPath):
     """One job's row."""
     return shaped(JobRow, control.get_job_or_404(services().db, path.job_id))
 
 
-@bp.get("/<int:job_id>/progress", responses={200: JobProgress})
+@bp.get("/<int:job_id>/progress", responses={200: JobProgress, **errors(404)})
 def get_progress(path: JobPath):
     """One job's progress: step, episode and candle level."""
     with services().db.connection() as conn:
@@ -80,14 +80,14 @@ def get_progress(path: JobPath):
     return shaped(JobProgress, row)
 
 
-@bp.post("/<int:job_id>/stop", responses={200: JobRow})
+@bp.post("/<int:job_id>/stop", responses={200: JobRow, **errors(404, 409)})
 def stop_job(path: JobPath):
     """Stop a job: a queued one at once, a running one within seconds; 409 if it has ended."""
     svc = services()
     return shaped(JobRow, control.stop_job(svc.db, svc.redis, svc.settings, path.job_id))
 
 
-@bp.delete("/<int:job_id>", responses={204: None})
+@bp.delete("/<int:job_id>", responses={204: None, **errors(404)})
 def delete_job(path: JobPath):
     """Delete a job with its metrics and logs (stopping it first); its trained configurations stay."""
     svc = services()
@@ -95,14 +95,14 @@ def delete_job(path: JobPath):
     return "", 204
 
 
-@bp.post("/<int:job_id>/resume", responses={200: JobRow})
+@bp.post("/<int:job_id>/resume", responses={200: JobRow, **errors(404, 409)})
 def resume_job(path: JobPath):
     """Queue a stopped or failed job again; what it already evaluated is not evaluated again."""
     svc = services()
     return shaped(JobRow, control.resume_job(svc.db, svc.redis, svc.settings, path.job_id))
 
 
-@bp.get("/<int:job_id>/logs", responses={200: LogPage})
+@bp.get("/<int:job_id>/logs", responses={200: LogPage, **errors(404)})
 def get_logs(path: JobPath, query: LogQuery):
     """A page of a job's log lines, oldest first."""
     db = services().db
@@ -113,7 +113,7 @@ def get_logs(path: JobPath, query: LogQuery):
     return shaped(LogPage, {"logs": lines, "meta": page_meta(query.page, query.page_size, total)})
 
 
-@bp.get("/<int:job_id>/metrics", responses={200: MetricSeries})
+@bp.get("/<int:job_id>/metrics", responses={200: MetricSeries, **errors(404)})
 def get_metrics(path: JobPath):
     """Series for charts: score and running best score per iteration, with the parameters tried."""
     db = services().db

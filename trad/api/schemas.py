@@ -46,7 +46,12 @@ class ErrorBody(BaseModel):
     error: ErrorInfo
 
 
-ERRORS = {status: ErrorBody for status in (401, 404, 409, 413, 422, 500, 503)}
+COMMON_ERRORS = {status: ErrorBody for status in (401, 422, 500, 503)}
+
+
+def errors(*statuses: int) -> dict[int, type[ErrorBody]]:
+    """Error responses a route documents beyond the common ones (401, 422, 500, 503)."""
+    return {status: ErrorBody for status in statuses}
 
 
 # Parameters

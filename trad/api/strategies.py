@@ -6,12 +6,12 @@ from typing import get_args
 
 from flask_openapi3 import APIBlueprint, Tag
 
-from trad.api.schemas import ERRORS, StrategyList, shaped
+from trad.api.schemas import errors, StrategyList, shaped
 from trad.jobs.requests import Objective, OptimizerName, Timeframe
 from trad.strategies import STRATEGIES, strategy_names
 
 bp = APIBlueprint("strategies", __name__, url_prefix="/api/v1/strategies", abp_tags=[Tag(name="strategies")],
-                  abp_security=[{"bearer": []}], abp_responses={401: ERRORS[401]})
+                  abp_security=[{"bearer": []}], abp_responses=errors(401, 422, 500))
 
 
 def describe(name: str) -> dict:
