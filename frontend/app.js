@@ -74,30 +74,46 @@ function openStream() {
     deleted: ({ id }) => forgetJob(id),
     state: (state) => {
       live.set(state);
-      if (state === "live") health.refresh();
+      if (state !== "live") return;
+      health.refresh();
+      if (!formsLoaded) loadForms();
     },
   });
 }
 
-async function start() {
+let formsLoaded = false;
+let formsLoading = null;
+
+/** The forms need the strategies and symbols; tried again each time the stream is back. */
+function loadForms() {
+  formsLoading ||= Promise.all([api("/api/v1/strategies"), api("/api/v1/training/symbols")])
+    .then(([catalog, symbols]) => {
+      form.load(catalog, symbols.symbols);
+      formsLoaded = true;
+      return batch.load(catalog, symbols.symbols);
+    })
+    .catch(showNotice)
+    .finally(() => { formsLoading = null; });
+  return formsLoading;
+}
+
+function start() {
   openStream();
   route();
   list.load();
-  try {
-    const [catalog, symbols] = await Promise.all([api("/api/v1/strategies"), api("/api/v1/training/symbols")]);
-    form.load(catalog, symbols.symbols);
-    await batch.load(catalog, symbols.symbols);
-  } catch (error) {
-    showNotice(error);
-  }
+  loadForms();
 }
 
-onUnauthorized(async () => {
-  const hadToken = Boolean(getToken());
-  const saved = await askForToken(hadToken
+let asking = null;
+onUnauthorized(() => {
+  if (asking) return;
+  live.set("reconnecting");
+  asking = askForToken(getToken()
     ? "The stored access token was refused. Enter the server's TRAD_API_TOKEN."
-    : "This server requires an access token (TRAD_API_TOKEN).");
-  if (saved) start();
+    : "This server requires an access token (TRAD_API_TOKEN).").then((saved) => {
+    asking = null;
+    if (saved) start();
+  });
 });
 
 $("token-button").addEventListener("click", async () => {

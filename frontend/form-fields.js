@@ -74,7 +74,8 @@ export function showApiError(form, summary, error, prefix = "") {
       unplaced.push(`${detail.field}: ${detail.issue}`);
       continue;
     }
-    const exact = wrapper.dataset.field === path ? "" : `${path.slice(wrapper.dataset.field.length + 1)}: `;
+    const rest = path.slice(wrapper.dataset.field.length + 1);
+    const exact = !rest || /^\d+$/.test(rest) ? "" : `${rest}: `;
     message.textContent = message.textContent ? `${message.textContent}; ${exact}${detail.issue}` : `${exact}${detail.issue}`;
     message.hidden = false;
     const input = wrapper.querySelector("input, select");

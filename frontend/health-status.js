@@ -5,6 +5,7 @@ import { setText } from "./dom.js";
 import { formatInteger } from "./format.js";
 
 const EVERY_MS = 30000;
+const SOON_MS = 5000;
 
 export class HealthStatus {
   constructor(el) {
@@ -20,8 +21,8 @@ export class HealthStatus {
     } catch (error) {
       health = error.body?.database ? error.body : null;
     }
-    this.render(health);
-    this.timer = setTimeout(() => this.refresh(), EVERY_MS);
+    const state = this.render(health);
+    this.timer = setTimeout(() => this.refresh(), state === "ok" ? EVERY_MS : SOON_MS);
   }
 
   render(health) {
@@ -43,5 +44,6 @@ export class HealthStatus {
     this.el.dataset.state = state;
     this.el.hidden = !text;
     setText(this.el, text);
+    return state;
   }
 }

@@ -34,7 +34,7 @@ export class LogPane {
   close() {
     this.stopTail();
     this.jobId = null;
-    this.fetching = null;
+    this.again = false;
   }
 
   /** Poll every 2 s (while the job runs); stopTail() ends it. */
@@ -55,7 +55,17 @@ export class LogPane {
 
   /** Fetch the lines after those shown; on the first call, start at the last two pages. */
   refresh() {
-    if (!this.fetching) this.fetching = this.fetchNew().finally(() => { this.fetching = null; });
+    if (this.fetching) {
+      this.again = true;
+      return this.fetching;
+    }
+    this.fetching = this.fetchNew().finally(() => {
+      this.fetching = null;
+      if (this.again && this.jobId !== null) {
+        this.again = false;
+        this.refresh();
+      }
+    });
     return this.fetching;
   }
 
@@ -64,6 +74,7 @@ export class LogPane {
     try {
       if (this.count === 0) {
         const first = await api(`/api/v1/training-jobs/${jobId}/logs`, { query: { page: 1, page_size: 1 } });
+        if (this.jobId !== jobId) return;
         this.count = Math.max(0, first.meta.total - PAGE_SIZE * 2);
         this.skipped = this.count;
       }

@@ -4,7 +4,7 @@ import { h, svg, replaceChildren } from "./dom.js";
 import { formatInteger, formatNumber, formatParams, formatScore } from "./format.js";
 
 const HEIGHT = 240;
-const MARGIN = { left: 64, right: 14, top: 12, bottom: 34 };
+const MARGIN = { left: 64, right: 14, top: 26, bottom: 34 };
 const MAX_DOTS_WITH_TITLES = 1500;
 
 /** A round step (1, 2, 2.5 or 5 × 10^k) giving about `count` intervals over `span`. */
@@ -64,6 +64,7 @@ export class ScoreChart {
         if (finite(s.score[i])) points.push({ i, iteration, score: s.score[i], valid: s.valid?.[i] !== false });
       });
     }
+    this.caption.hidden = !points.length;
     if (!points.length) {
       replaceChildren(this.plot, h("p", { class: "chart-empty" }, "No scored iterations yet."));
       return;
@@ -97,7 +98,7 @@ export class ScoreChart {
         formatInteger(v))),
       svg("line", { class: "axis", x1: MARGIN.left, x2: width - MARGIN.right, y1: HEIGHT - MARGIN.bottom, y2: HEIGHT - MARGIN.bottom }),
       svg("text", { class: "axis-title", x: width - MARGIN.right, y: HEIGHT - 4, "text-anchor": "end" }, "iteration"),
-      svg("text", { class: "axis-title", x: 4, y: MARGIN.top - 2 + 10, "text-anchor": "start" }, this.objective));
+      svg("text", { class: "axis-title", x: 4, y: 12, "text-anchor": "start" }, this.objective));
   }
 
   dots(points, x, y, s) {
