@@ -32,14 +32,14 @@ const batch = new BatchPanel($("batch-panel"), { onError: showNotice });
 const live = new LiveIndicator($("live"));
 const health = new HealthStatus($("health"));
 
-/** A row from anywhere (stream, REST answer): applied when it is not older than what is shown. */
+/** A row from anywhere (stream, REST answer): an older version than the one known is ignored. */
 function acceptRow(row) {
   const known = rows.get(row.id);
-  if (known && known.version > row.version) return;
-  rows.set(row.id, row);
-  list.applyRow(row);
-  detail.applyRow(row);
-  if (row.batch_id) batch.nudge();
+  const newest = known && known.version > row.version ? known : row;
+  rows.set(newest.id, newest);
+  list.applyRow(newest);
+  detail.applyRow(newest);
+  if (newest.batch_id && newest === row) batch.nudge();
 }
 
 function forgetJob(id) {

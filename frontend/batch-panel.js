@@ -107,9 +107,9 @@ export class BatchPanel {
     if (this.progress?.training_in_progress) this.timer = setTimeout(() => this.refresh(), POLL_MS);
   }
 
-  /** A job of a batch changed: refresh unless polling already. */
+  /** A job of a batch changed: refresh soon, unless a refresh is already due. */
   nudge() {
-    if (!this.timer && this.form) this.refresh();
+    if (!this.timer && this.form) this.timer = setTimeout(() => this.refresh(), 500);
   }
 
   render(p) {

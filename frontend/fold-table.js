@@ -12,12 +12,12 @@ function foldRow(fold) {
   const ret = typeof fold.out_of_sample_return === "number" ? formatPercent(100 * fold.out_of_sample_return, 2) : "—";
   return h("tr", {},
     h("th", { scope: "row" }, formatInteger(fold.fold)),
-    windowCell(fold.train_start, fold.train_end, fold.train_candles),
-    windowCell(fold.test_start, fold.test_end, fold.test_candles),
     h("td", { class: "num" }, formatScore(fold.in_sample_score)),
     h("td", { class: "num" }, formatScore(fold.out_of_sample_score)),
     h("td", { class: "num" }, formatInteger(fold.out_of_sample_trades)),
     h("td", { class: "num" }, ret),
+    windowCell(fold.train_start, fold.train_end, fold.train_candles),
+    windowCell(fold.test_start, fold.test_end, fold.test_candles),
     h("td", { class: "params" }, formatParams(fold.params)));
 }
 
@@ -55,8 +55,8 @@ export class FoldTable {
       h("p", { class: "muted" }, settings),
       h("div", { class: "table-scroll", tabindex: 0, role: "region", "aria-label": "Fold results" },
         h("table", {},
-          h("thead", {}, h("tr", {}, ["Fold", "Train window", "Test window", "In-sample", "Out-of-sample",
-            "OOS trades", "OOS return", "Chosen parameters"].map((t) => h("th", { scope: "col" }, t)))),
+          h("thead", {}, h("tr", {}, ["Fold", "In-sample", "Out-of-sample", "OOS trades", "OOS return",
+            "Train window", "Test window", "Chosen parameters"].map((t) => h("th", { scope: "col", class: t.startsWith("In") || t.startsWith("O") ? "num" : null }, t)))),
           h("tbody", {}, v.folds.map(foldRow)))),
       summary(v));
   }

@@ -25,9 +25,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 PROGRESS_INTERVAL = 0.1
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 
-playwright_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-if not shutil.which(CHROMIUM):
-    pytest.skip(f"{CHROMIUM} is missing (scripts/ci/install-browser.sh installs it)", allow_module_level=True)
 
 
 class ConsoleErrors:
@@ -61,7 +58,11 @@ class ConsoleErrors:
 
 @pytest.fixture(scope="module")
 def browser():
-    with playwright_api.sync_playwright() as playwright:
+    """Debian's Chromium (skips when it or the playwright package is missing: scripts/ci/install-browser.sh)."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    if not shutil.which(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is missing (scripts/ci/install-browser.sh installs it)")
+    with sync_api.sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()

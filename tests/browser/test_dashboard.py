@@ -1,4 +1,4 @@
-"""The dashboard in a real browser: start, watch, stop, validate, reconnect."""
+"""The dashboard in a real browser: start, watch, stop, field errors, reconnect, token."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import signal
 import time
 
 import pytest
-from playwright.sync_api import expect
 
 from tests.browser.conftest import screenshot, unique
 from tests.conftest import WebProcess
 
+expect = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed").expect
 pytestmark = pytest.mark.slow
 
 CANDLE_LINE = re.compile(r"^Processing candle [\d,]+/[\d,]+ \(\d+\.\d %\) – (signals|trades)$")
