@@ -7,6 +7,8 @@ import pytest
 
 from tests.strategies.candles import Scripted, candles
 from trad.backtest import BacktestEngine
+from trad.backtest.engine import TRADE_COLUMNS
+from trad.strategies import STRATEGIES
 from trad.errors import InvalidInput
 
 NO_FEES = BacktestEngine(fee_rate=0.0)
@@ -186,3 +188,12 @@ def test_candles_must_have_the_columns():
     data = candles([QUIET] * 3).drop(columns=["volume"])
     with pytest.raises(InvalidInput, match="volume"):
         NO_FEES.run_backtest(data, Scripted(entries=[0], n=3))
+
+
+@pytest.mark.parametrize("n", [1, 2, 15])
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_too_few_candles_for_any_signal_is_a_quiet_backtest(n, name):
+    result = NO_FEES.run_backtest(candles([QUIET] * n), STRATEGIES[name]())
+    assert result.trades.empty and list(result.trades.columns) == list(TRADE_COLUMNS)
+    assert result.equity.tolist() == [10_000.0] * n
+    assert result.metrics["n_trades"] == 0 and result.metrics["total_return"] == 0.0
