@@ -62,18 +62,22 @@ class Database:
     """A lazily created, fork-aware pool of connections to one PostgreSQL database."""
 
     def __init__(self, url: str, max_connections: int = 10, connect_timeout: int = 5,
-                 application_name: str = "trad") -> None:
+                 application_name: str = "trad", checkout_timeout: float = 30.0) -> None:
         self.url = url
         self.max_connections = max_connections
         self.connect_timeout = connect_timeout
         self.application_name = application_name
+        self.checkout_timeout = checkout_timeout
         self._pool: psycopg2.pool.ThreadedConnectionPool | None = None
         self._pid = os.getpid()
         self._lock = threading.Lock()
+        # Callers wait for a free connection instead of failing when all are in use.
+        self._free = threading.BoundedSemaphore(max_connections)
 
     def __getstate__(self) -> dict:
         return {"url": self.url, "max_connections": self.max_connections,
-                "connect_timeout": self.connect_timeout, "application_name": self.application_name}
+                "connect_timeout": self.connect_timeout, "application_name": self.application_name,
+                "checkout_timeout": self.checkout_timeout}
 
     def __setstate__(self, state: dict) -> None:
         self.__init__(**state)
@@ -84,6 +88,7 @@ class Database:
                 register_adapters()
                 if self._pid != os.getpid():
                     leave_to_parent(self._pool)  # the parent's sockets: start a new pool
+                    self._free = threading.BoundedSemaphore(self.max_connections)
                 self._pool = psycopg2.pool.ThreadedConnectionPool(
                     0, self.max_connections, self.url,
                     connect_timeout=self.connect_timeout, application_name=self.application_name,
@@ -94,9 +99,20 @@ class Database:
 
     @contextmanager
     def connection(self) -> Iterator[psycopg2.extensions.connection]:
-        """A pooled connection, committed when the block ends, rolled back on error."""
+        """A pooled connection, committed when the block ends, rolled back on error.
+
+        When every connection is in use, waits up to `checkout_timeout` seconds for one.
+        """
         pool = self._get_pool()
-        conn = _live_connection(pool, self.max_connections)
+        if not self._free.acquire(timeout=self.checkout_timeout):
+            raise psycopg2.OperationalError(
+                f"no free database connection within {self.checkout_timeout:.0f} s "
+                f"(all {self.max_connections} in use)")
+        try:
+            conn = _live_connection(pool, self.max_connections)
+        except BaseException:
+            self._free.release()
+            raise
         broken = bool(conn.closed)
         try:
             if broken:
@@ -113,6 +129,7 @@ class Database:
             raise
         finally:
             pool.putconn(conn, close=broken)
+            self._free.release()
 
     transaction = connection
 

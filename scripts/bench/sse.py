@@ -1,0 +1,252 @@
+"""SSE under load: N clients on one `trad serve` process, a burst of row updates, latency from
+COMMIT to each client's receipt, plain API latency meanwhile, memory per client, and file
+descriptors/threads before and after many connect/disconnect cycles.
+
+Usage: python scripts/bench/sse.py [--clients 1000 5000] [--updates 20] [--cycles 10000]
+Creates a scratch database (random name), starts `trad serve` on a free port, drops both.
+Clients are asyncio sockets in this process (the same 2 cores serve and measure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg2
+
+from trad.db import upgrade
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def proc_stats(pid: int) -> dict[str, int]:
+    """RSS (kB), threads and open file descriptors of a process."""
+    stats = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                stats["rss_kb"] = int(line.split()[1])
+            elif line.startswith("Threads:"):
+                stats["threads"] = int(line.split()[1])
+    stats["fds"] = len(os.listdir(f"/proc/{pid}/fd"))
+    return stats
+
+
+class Server:
+    """`trad serve` in a subprocess; `worker_pid` is its single gevent worker."""
+
+    def __init__(self, database_url: str) -> None:
+        self.port = free_port()
+        env = {**os.environ, "TRAD_DATABASE_URL": database_url, "PORT": str(self.port),
+               "TRAD_QUEUE": f"bench-{uuid.uuid4().hex[:6]}"}
+        self.process = subprocess.Popen([sys.executable, "-m", "trad", "serve"], env=env, cwd=ROOT,
+                                        stdout=open("/tmp/trad-bench-web.log", "w"), stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                status = asyncio.run(http_get(self.port, "/api/v1/health"))[0]
+                if status:
+                    break
+            except OSError:
+                time.sleep(0.2)
+        children = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True)
+        self.worker_pid = int(children.stdout.split()[0])
+
+    def stop(self) -> None:
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+
+async def http_get(port: int, path: str) -> tuple[int, float]:
+    """Status and seconds of one plain GET."""
+    started = time.perf_counter()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n".encode())
+    await writer.drain()
+    status_line = await reader.readline()
+    await reader.read()
+    writer.close()
+    return int(status_line.split()[1]), time.perf_counter() - started
+
+
+class StreamClient:
+    """One EventSource-like client recording when each event id arrived."""
+
+    def __init__(self) -> None:
+        self.received: dict[int, float] = {}
+        self.ready = asyncio.Event()
+        self.error: str | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def run(self, port: int) -> None:
+        try:
+            reader, self.writer = await asyncio.open_connection("127.0.0.1", port)
+            self.writer.write(b"GET /api/v1/training-jobs/stream HTTP/1.1\r\nHost: bench\r\n"
+                              b"Accept: text/event-stream\r\n\r\n")
+            await self.writer.drain()
+            status = await reader.readline()
+            if b" 200 " not in status:
+                raise OSError(f"stream refused: {status.decode().strip()}")
+            while True:
+                line = await reader.readline()
+                if not line:
+                    return
+                if line.startswith(b"retry:"):
+                    self.ready.set()
+                elif line.startswith(b"id: "):
+                    self.received[int(line[4:])] = time.time()
+        except (OSError, asyncio.IncompleteReadError) as exc:
+            self.error = repr(exc)
+            self.ready.set()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.transport.abort()
+
+
+def update_burst(database_url: str, job_id: int, updates: int, spacing: float) -> dict[int, float]:
+    """Commit `updates` changes of one row; returns {version: commit time}."""
+    conn = psycopg2.connect(database_url)
+    committed = {}
+    with conn.cursor() as cur:
+        for i in range(updates):
+            cur.execute("UPDATE training_jobs SET current_episode = %s WHERE id = %s RETURNING version", (i, job_id))
+            version = cur.fetchone()[0]
+            conn.commit()
+            committed[version] = time.time()
+            time.sleep(spacing)
+    conn.close()
+    return committed
+
+
+async def hold_clients(server: Server, database_url: str, job_id: int, n: int, updates: int) -> dict:
+    clients = [StreamClient() for _ in range(n)]
+    tasks = []
+    for start in range(0, n, 200):  # connect in waves, as a page full of tabs would
+        tasks += [asyncio.create_task(c.run(server.port)) for c in clients[start:start + 200]]
+        await asyncio.gather(*(c.ready.wait() for c in clients[start:start + 200]))
+    errors = sum(1 for c in clients if c.error)
+    held = proc_stats(server.worker_pid)
+    api = []
+    for _ in range(100):
+        status, seconds = await http_get(server.port, f"/api/v1/training-jobs/{job_id}")
+        api.append(seconds if status == 200 else float("inf"))
+    committed = await asyncio.to_thread(update_burst, database_url, job_id, updates, 0.05)
+    await asyncio.sleep(3)
+    latencies = [c.received[v] - t for c in clients for v, t in committed.items() if v in c.received]
+    coalesced = n * len(committed) - len(latencies)
+    final = max(committed)
+    final_missing = sum(1 for c in clients if final not in c.received)
+    for c in clients:
+        c.close()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return {"errors": errors, "held": held, "api": api, "latencies": latencies, "coalesced": coalesced,
+            "final_missing": final_missing}
+
+
+async def cycle_clients(server: Server, cycles: int, wave: int = 100) -> None:
+    """Connect, wait for the first bytes, drop — `cycles` times, `wave` at a time."""
+    for start in range(0, cycles, wave):
+        clients = [StreamClient() for _ in range(min(wave, cycles - start))]
+        tasks = [asyncio.create_task(c.run(server.port)) for c in clients]
+        await asyncio.gather(*(c.ready.wait() for c in clients))
+        for c in clients:
+            c.close()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def scratch_database(admin_url: str) -> tuple[str, str]:
+    name = f"trad_bench_{uuid.uuid4().hex[:8]}"
+    conn = psycopg2.connect(admin_url)
+    conn.autocommit = True
+    conn.cursor().execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+    return name, urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    conn = psycopg2.connect(admin_url)
+    conn.autocommit = True
+    conn.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    conn.close()
+
+
+def report(n: int, result: dict, baseline: dict) -> None:
+    lat = [x * 1000 for x in result["latencies"]]
+    api = [x * 1000 for x in result["api"]]
+    per_client = (result["held"]["rss_kb"] - baseline["rss_kb"]) / n
+    print(f"{n:>6} clients: connect errors {result['errors']}, newest row missing {result['final_missing']}, "
+          f"intermediate versions coalesced {result['coalesced']}, "
+          f"COMMIT→client p50 {percentile(lat, 0.5):.1f} ms p99 {percentile(lat, 0.99):.1f} ms "
+          f"max {max(lat) if lat else float('nan'):.1f} ms; GET job p50 {percentile(api, 0.5):.1f} ms "
+          f"p99 {percentile(api, 0.99):.1f} ms; RSS +{per_client:.1f} kB/client "
+          f"({result['held']['rss_kb'] / 1024:.0f} MB), threads {result['held']['threads']}, "
+          f"fds {result['held']['fds']}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--clients", type=int, nargs="+", default=[1000, 5000])
+    parser.add_argument("--updates", type=int, default=20)
+    parser.add_argument("--cycles", type=int, default=10_000)
+    parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    args = parser.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    name, url = scratch_database(args.admin_url)
+    server = None
+    try:
+        upgrade(url)
+        conn = psycopg2.connect(url)
+        with conn.cursor() as cur:
+            cur.execute("INSERT INTO training_jobs (job_name, strategy, symbol, timeframe, optimizer) "
+                        "VALUES ('bench', 'sma_crossover', 'BENCH', '5m', 'grid') RETURNING id")
+            job_id = cur.fetchone()[0]
+        conn.commit()
+        conn.close()
+        server = Server(url)
+        time.sleep(1)
+        baseline = proc_stats(server.worker_pid)
+        print(f"web worker at rest: RSS {baseline['rss_kb'] / 1024:.0f} MB, threads {baseline['threads']}, "
+              f"fds {baseline['fds']}; load {open('/proc/loadavg').read().split()[0]}")
+        for n in args.clients:
+            report(n, asyncio.run(hold_clients(server, url, job_id, n, args.updates)), baseline)
+            time.sleep(3)
+        before = proc_stats(server.worker_pid)
+        started = time.monotonic()
+        asyncio.run(cycle_clients(server, args.cycles))
+        time.sleep(5)
+        after = proc_stats(server.worker_pid)
+        print(f"{args.cycles:,} connect/disconnect cycles in {time.monotonic() - started:.0f} s: "
+              f"fds {before['fds']} → {after['fds']}, threads {before['threads']} → {after['threads']}, "
+              f"RSS {before['rss_kb'] / 1024:.0f} → {after['rss_kb'] / 1024:.0f} MB")
+    finally:
+        if server is not None:
+            server.stop()
+        drop_database(args.admin_url, name)
+
+
+if __name__ == "__main__":
+    main()
