@@ -107,7 +107,8 @@ function start() {
 let asking = null;
 onUnauthorized(() => {
   if (asking) return;
-  live.set("reconnecting");
+  stream?.close();
+  live.set("locked");
   asking = askForToken(getToken()
     ? "The stored access token was refused. Enter the server's TRAD_API_TOKEN."
     : "This server requires an access token (TRAD_API_TOKEN).").then((saved) => {

@@ -1,8 +1,8 @@
-// "Live" / "Reconnecting…": the state of the job stream, always visible.
+// "Live" / "Reconnecting…" / "Token needed": the state of the job stream, always visible.
 
 import { h, setText } from "./dom.js";
 
-const TEXT = { connecting: "Connecting…", live: "Live", reconnecting: "Reconnecting…" };
+const TEXT = { connecting: "Connecting…", live: "Live", reconnecting: "Reconnecting…", locked: "Token needed" };
 
 export class LiveIndicator {
   constructor(container) {
