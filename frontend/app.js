@@ -76,7 +76,8 @@ function openStream() {
       live.set(state);
       if (state !== "live") return;
       health.refresh();
-      if (!formsLoaded) loadForms();
+      if (formsLoaded) refreshSymbols();
+      else loadForms();
     },
   });
 }
@@ -95,6 +96,18 @@ function loadForms() {
     .catch(showNotice)
     .finally(() => { formsLoading = null; });
   return formsLoading;
+}
+
+/** Candles may have been added since (`trad data synth`): offer the symbols again. */
+async function refreshSymbols() {
+  if (!formsLoaded) return;
+  try {
+    const { symbols } = await api("/api/v1/training/symbols");
+    form.setSymbols(symbols);
+    batch.setSymbols(symbols);
+  } catch {
+    // the stream's indicator already says when the server is away
+  }
 }
 
 function start() {
@@ -131,6 +144,9 @@ window.addEventListener("resize", () => {
   resizeTimer = setTimeout(() => detail.resize(), 150);
 });
 window.addEventListener("hashchange", route);
+document.addEventListener("visibilitychange", () => {
+  if (!document.hidden) refreshSymbols();
+});
 setInterval(() => {
   list.tick();
   detail.tick();

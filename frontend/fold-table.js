@@ -1,7 +1,7 @@
 // Walk-forward validation: one row per fold, then the mean, spread and degradation.
 
 import { h, replaceChildren } from "./dom.js";
-import { formatShortDate, formatInteger, formatParams, formatPercent, formatScore } from "./format.js";
+import { formatShortDate, formatInteger, formatParams, formatPercent, formatScore, formatValue } from "./format.js";
 
 function windowCell(start, end, candles) {
   return h("td", { class: "window" }, `${formatShortDate(start)} – ${formatShortDate(end)}`,
@@ -46,8 +46,8 @@ export class FoldTable {
         ? "This job ended before validation." : "The folds appear when validation has finished.";
       return replaceChildren(this.el, h("p", { class: "muted" }, when));
     }
-    const settings = `Train ${formatInteger(v.train_window_days)} days, gap ${formatInteger(v.gap_days)} days, `
-      + `test ${formatInteger(v.test_window_days)} days; best ${formatInteger(v.candidates)} configurations re-ranked per fold.`;
+    const settings = `Train ${formatValue(v.train_window_days)} days, gap ${formatValue(v.gap_days)} days, `
+      + `test ${formatValue(v.test_window_days)} days; best ${formatInteger(v.candidates)} configurations re-ranked per fold.`;
     if (!v.folds?.length) {
       return replaceChildren(this.el, h("p", { class: "muted" }, settings), h("p", {}, `Skipped: ${v.skipped || "no folds"}.`));
     }

@@ -233,3 +233,21 @@ def test_a_protected_server_asks_for_the_token_once_and_remembers_it(page, env, 
     finally:
         page.goto("about:blank")  # close the stream before its server goes
         kill(protected)
+
+
+def test_numbers_and_progress_lines_read_as_people_write_them(page, web):
+    page.goto(web.url)
+    shown = page.evaluate("""async () => {
+        const status = await import("/static/job-status.js");
+        const format = await import("/static/format.js");
+        const row = {status: "running", candles_processed: 12345, total_candles: 20000, backtest_stage: "trades",
+                     current_episode: 12, total_episodes: 1500, step_number: 2, total_steps: 4,
+                     current_stage: "Optimization", step_percentage: 61.74};
+        return [status.candleLine(row), status.episodeLine(row), status.stepLine(row),
+                status.candleLine({...row, status: "succeeded"}), format.formatDuration(200),
+                format.formatDuration(7500), format.formatScore(1234.5678), format.formatScore(-0.71014),
+                format.formatParams({fast: 10, ratio: 0.15, mode: "long"})];
+    }""")
+    assert shown == ["Processing candle 12,345/20,000 (61.7 %) – trades", "Episode 12/1,500",
+                     "Step 2/4: Optimization (61.7 %)", "", "3 min 20 s", "2 h 05 min", "1,234.57", "-0.7101",
+                     "fast 10 · ratio 0.15 · mode long"]
