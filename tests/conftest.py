@@ -110,10 +110,18 @@ def db(pg_url: str):
 
 
 @pytest.fixture
-def clean_db(db: Database) -> Database:
-    """The session's database with every table emptied before the test."""
+def clean_db(db: Database, settings: Settings) -> Database:
+    """The session's database with every table emptied before the test (job ids start at 1
+    again, so the session's stop flags in Redis go too)."""
     with db.cursor() as cur:
         cur.execute(f"TRUNCATE {', '.join(USER_TABLES)} RESTART IDENTITY CASCADE")
+    client = redis_lib.Redis.from_url(settings.redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{settings.redis_prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
     return db
 
 
