@@ -19,14 +19,20 @@ def app(settings):
         services().close()
 
 
-@pytest.fixture
-def client(app, clean_db, redis, settings):
-    """A test client on empty tables, an empty queue and no stop flags left from earlier tests."""
+def forget_runs(redis, settings) -> None:
+    """Empty the session's queue and drop its stop flags: job ids restart with every emptied table."""
     training_queue(redis, settings).empty()
     stale = list(redis.scan_iter(match=f"{settings.redis_prefix}cancel:*"))
     if stale:
         redis.delete(*stale)
-    return app.test_client()
+
+
+@pytest.fixture
+def client(app, clean_db, redis, settings):
+    """A test client on empty tables, an empty queue and no stop flags; none are left behind either."""
+    forget_runs(redis, settings)
+    yield app.test_client()
+    forget_runs(redis, settings)
 
 
 @pytest.fixture
