@@ -255,6 +255,21 @@ def cleanup(days: int | None) -> None:
     click.echo(f"deleted {len(deleted)} jobs older than {days} days (trained configurations kept)")
 
 
+@cli.command()
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".trad"),
+              show_default=True, help="Where the embedded servers keep their data, and the logs.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address of the web app.")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Web port (default PORT, 8000).")
+@click.option("--quick", is_flag=True, help="A small demo job that ends in seconds.")
+def demo(data_dir: Path, host: str, port: int | None, quick: bool) -> None:
+    """Everything on this machine: embedded PostgreSQL and Redis (unless TRAD_DATABASE_URL and
+    TRAD_REDIS_URL are set), sample candles, the web app, a worker and a demo job. Ctrl-C stops it all."""
+    from trad.demo import run_demo
+
+    settings = get_settings()
+    sys.exit(run_demo(data_dir, host=host, port=port or settings.port, quick=quick, settings=settings))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: usage errors and bad input print one line and exit 2."""
     import psycopg2
