@@ -255,6 +255,65 @@ def cleanup(days: int | None) -> None:
     click.echo(f"deleted {len(deleted)} jobs older than {days} days (trained configurations kept)")
 
 
+@cli.command("train-all")
+@click.option("--symbol", "symbols", multiple=True,
+              help="Train this symbol (repeat); default every symbol with candles of the timeframe.")
+@click.option("--strategy", help="Default liquidity_sweep.")
+@click.option("--timeframe", help="Default: the timeframe most symbols have candles of.")
+@click.option("--optimizer", type=click.Choice(["grid", "random", "bayesian"]), help="Default bayesian.")
+@click.option("--iterations", "n_iterations", type=int, help="Evaluations per job (random/bayesian).")
+@click.option("--objective")
+@click.option("--no-validation", is_flag=True, help="Skip walk-forward validation.")
+@click.option("--force", is_flag=True, help="Train symbols already trained on their newest candle too.")
+def train_all(symbols: tuple[str, ...], no_validation: bool, force: bool, **flags) -> None:
+    """Train every symbol, one job each, skipping those already trained on their newest candle."""
+    import pydantic
+
+    from trad.api.batch import job_requests
+    from trad.api.schemas import JobTemplate
+    from trad.errors import ServiceUnavailable
+    from trad.jobs import control
+    from trad.training.batch import plan_batch, start_batch
+
+    body = {k: v for k, v in flags.items() if v is not None}
+    if no_validation:
+        body["validation"] = {"enabled": False}
+    try:
+        template = JobTemplate.model_validate(body)
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        raise click.UsageError(f"{'.'.join(str(p) for p in first['loc']) or 'request'}: {first['msg']}") from None
+    db, redis, settings = _services()
+    with db.connection() as conn:
+        plan = plan_batch(conn, strategy=template.strategy, timeframe=template.timeframe,
+                          symbols=list(symbols) or None, force=force)
+    requests = job_requests(plan, template, settings.max_configs)
+    try:
+        redis.ping()  # no batch row is written while Redis is down
+    except control.REDIS_ERRORS as exc:
+        raise ServiceUnavailable(f"Redis is not reachable: {exc}") from None
+    started = start_batch(
+        db, plan, template.model_dump(mode="json", exclude={"symbol"}) | {"timeframe": plan.timeframe}, force,
+        launch=lambda symbol, batch_id: control.create_job(db, redis, settings, requests[symbol], batch_id=batch_id),
+        stop=lambda job_id: control.stop_job(db, redis, settings, job_id))
+    for job in started["jobs"]:
+        click.echo(f"{job['job_id']:>6}  {job['symbol']}")
+    click.echo(f"batch {started['batch_id']} ({plan.strategy} {plan.timeframe}): {started['message']}")
+
+
+@cli.command()
+def cancel() -> None:
+    """Cancel the running batch (train-all): its queued and running jobs stop; exits 1 if none runs."""
+    from trad.jobs import control
+    from trad.training.batch import cancel_batch
+
+    db, redis, settings = _services()
+    result = cancel_batch(db, lambda job_id: control.stop_job(db, redis, settings, job_id))
+    click.echo(result["message"])
+    if not result["success"]:
+        sys.exit(1)
+
+
 @cli.command()
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".trad"),
               show_default=True, help="Where the embedded servers keep their data, and the logs.")
