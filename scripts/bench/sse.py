@@ -15,7 +15,6 @@ import os
 import resource
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import time

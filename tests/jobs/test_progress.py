@@ -6,7 +6,6 @@ import pickle
 import time
 from concurrent.futures import ProcessPoolExecutor
 
-import psycopg2
 import pytest
 
 from trad.errors import Cancelled

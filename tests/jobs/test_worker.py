@@ -9,27 +9,15 @@ import time
 
 import pytest
 
+from tests.polling import job_row as row, wait_for
 from trad.jobs.control import create_job, stop_job
 from trad.jobs.queue import connect_redis, enqueue_run, training_queue
 from trad.jobs.reconcile import reconcile
 from trad.jobs.requests import JobRequest
-from trad.store.jobs import get_job, next_job_id, insert_job
+from trad.store.jobs import next_job_id, insert_job
 from trad.store.metrics import job_metrics
 
 
-def row(db, job_id) -> dict:
-    with db.connection() as conn:
-        return get_job(conn, job_id)
-
-
-def wait_for(predicate, timeout: float, every: float = 0.1):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("condition not met in time")
 
 
 def request(**fields) -> JobRequest:

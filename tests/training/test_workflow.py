@@ -9,11 +9,12 @@ import time
 
 import pytest
 
+from tests.polling import job_row as row, wait_for
 from trad.jobs.progress import cancel_key
 from trad.optimize import evaluate_config
 from trad.store.candles import load_frame
 from trad.store.configs import job_configurations
-from trad.store.jobs import get_job, request_cancel
+from trad.store.jobs import request_cancel
 from trad.store.logs import job_logs
 from trad.store.metrics import job_metrics
 from trad.strategies import get_strategy
@@ -22,24 +23,11 @@ from trad.training.workflow import JobFailed, run_training
 RUN_JOB = "import sys; from trad.training.workflow import run_training; run_training(int(sys.argv[1]))"
 
 
-def row(db, job_id) -> dict:
-    with db.connection() as conn:
-        return get_job(conn, job_id)
-
 
 def metrics_of(db, job_id) -> list[dict]:
     with db.connection() as conn:
         return job_metrics(conn, job_id)
 
-
-def wait_for(predicate, timeout: float, every: float = 0.05):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("condition not met in time")
 
 
 def test_a_job_succeeds_with_everything_recorded(db, settings, make_job, candles_of, job_audit):

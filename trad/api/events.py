@@ -18,7 +18,6 @@ import json
 import logging
 import select
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any, Iterable
 
