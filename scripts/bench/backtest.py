@@ -38,13 +38,14 @@ from trad.strategies import STRATEGIES, LiquiditySweep, strategy_names  # noqa: 
 from trad.strategies.progress import StageProgress  # noqa: E402
 
 SEED = 7
+BEST_OF = 5
 NOTES = """\
 ## How to read this
 
 - *Speed*: candles per second of a whole `BacktestEngine.run_backtest` (signal
   generation, trade simulation, equity curve, metrics, trades DataFrame).
 - *Callback overhead*: the same backtest with a no-op `progress_callback` and without,
-  in pairs (each side the best of 3 interleaved runs, alternating which goes first),
+  in pairs (each side the best of 5 interleaved runs, alternating which goes first),
   CPU time; the median pair ratio − 1. The A/A column is the same measurement with no
   callback on either side: how far the method strays on this machine when nothing
   differs. On a busy shared machine that is about a percent either way, so the
@@ -112,7 +113,7 @@ def speed_table(sizes: list[int], repeats: dict[int, int]) -> list[str]:
 def callback_overhead(n: int, pairs: int) -> list[str]:
     """Median over paired runs of time(with a no-op callback) / time(without) − 1.
 
-    Each side of a pair is the best of 3 runs, interleaved and alternating which goes
+    Each side of a pair is the best of BEST_OF runs, interleaved and alternating which goes
     first; times are CPU time of this process. The same measurement with no callback on
     either side (A/A) shows the noise floor of the machine. The direct cost replays the
     reporting a backtest does (same calls, same trade exits) with the callback and
@@ -137,11 +138,11 @@ def callback_overhead(n: int, pairs: int) -> list[str]:
 
 def _paired_ratio(engine: BacktestEngine, data: pd.DataFrame, strategy, callback,
                   pairs: int) -> tuple[float, float]:
-    """(median of best-of-3 time ratios − 1, median best time without callback)."""
+    """(median of best-of-BEST_OF time ratios − 1, median best time without callback)."""
     ratios, plain = [], []
     for i in range(pairs):
         times = {True: [], False: []}
-        for k in range(3):
+        for k in range(BEST_OF):
             for with_callback in ((True, False) if (i + k) % 2 else (False, True)):
                 start = time.process_time()
                 engine.run_backtest(data, strategy,
@@ -231,7 +232,7 @@ def main() -> None:
         "## Speed (median wall time of one full backtest: signals, trades, equity, metrics)",
         "", *speed_table(sizes, repeats), "",
         "## Progress-callback overhead (no-op callback, 100k candles, median of paired runs)",
-        "", *callback_overhead(100_000, 11 if args.quick else 61), "",
+        "", *callback_overhead(100_000, 7 if args.quick else 41), "",
     ]
     print("\n".join(report), flush=True)
     memory = memory_table(200_000 if args.quick else 1_000_000)
