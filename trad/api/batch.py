@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis as redis_lib
 from flask_openapi3 import APIBlueprint, Tag
 
 from trad.api.jobs import SECURITY
 from trad.api.schemas import (COMMON_ERRORS, BatchProgress, BatchStarted, CancelResult, JobTemplate, SymbolList,
                               TrainAllQuery, TrainAllRequest, errors, shaped)
-from trad.api.services import Services, services
+from trad.api.services import services
+from trad.config import Settings
+from trad.db import Database
 from trad.errors import InvalidInput
 from trad.jobs import control
 from trad.jobs.requests import JobRequest, check_job_request
@@ -29,9 +32,10 @@ def job_requests(plan: BatchPlan, template: JobTemplate, max_configs: int) -> di
         try:
             check_job_request(request, plan.candle_ranges[symbol], max_configs)
         except InvalidInput as exc:
-            for detail in map(_in_template, exc.details, [symbol] * len(exc.details)):
-                if detail not in details:
-                    details.append(detail)
+            for detail in exc.details:
+                moved = _in_template(detail, symbol)
+                if moved not in details:
+                    details.append(moved)
         requests[symbol] = request
     if details:
         raise InvalidInput("; ".join(f"{d['field']}: {d['issue']}" for d in details), details)
@@ -45,25 +49,31 @@ def _in_template(detail: dict[str, Any], symbol: str) -> dict[str, str]:
     return {"field": f"template.{detail['field']}", "issue": issue}
 
 
-def _stopper(svc: Services):
-    return lambda job_id: control.stop_job(svc.db, svc.redis, svc.settings, job_id)
+def start_training_batch(db: Database, redis: redis_lib.Redis, settings: Settings, template: JobTemplate,
+                         symbols: list[str] | None = None, force: bool = False) -> dict[str, Any]:
+    """Plan, check and start a batch (one job per symbol): the one way of the API and the CLI."""
+    with db.connection() as conn:
+        plan = plan_batch(conn, strategy=template.strategy, timeframe=template.timeframe, symbols=symbols,
+                          force=force)
+    requests = job_requests(plan, template, settings.max_configs)
+    redis.ping()  # no batch row is written while Redis is down
+    stored = template.model_dump(mode="json", exclude={"symbol"}) | {"timeframe": plan.timeframe}
+    return start_batch(
+        db, plan, stored, force,
+        launch=lambda symbol, batch_id: control.create_job(db, redis, settings, requests[symbol], batch_id=batch_id),
+        stop=lambda job_id: control.stop_job(db, redis, settings, job_id))
+
+
+def cancel_training_batch(db: Database, redis: redis_lib.Redis, settings: Settings) -> dict[str, Any]:
+    """Stop every queued or running job of the running batch: `{success, message}`."""
+    return cancel_batch(db, lambda job_id: control.stop_job(db, redis, settings, job_id))
 
 
 @bp.post("/train-all", responses={202: BatchStarted, **errors(400, 409, 413, 415)})
 def train_all(query: TrainAllQuery, body: TrainAllRequest):
     """Start a batch: one job per symbol, skipping symbols already trained on their newest candle."""
     svc = services()
-    with svc.db.connection() as conn:
-        plan = plan_batch(conn, strategy=body.template.strategy, timeframe=body.template.timeframe,
-                          symbols=body.symbols, force=query.force)
-    requests = job_requests(plan, body.template, svc.settings.max_configs)
-    svc.redis.ping()  # no batch row is written while Redis is down
-    template = body.template.model_dump(mode="json", exclude={"symbol"}) | {"timeframe": plan.timeframe}
-    started = start_batch(
-        svc.db, plan, template, query.force,
-        launch=lambda symbol, batch_id: control.create_job(svc.db, svc.redis, svc.settings, requests[symbol],
-                                                           batch_id=batch_id),
-        stop=_stopper(svc))
+    started = start_training_batch(svc.db, svc.redis, svc.settings, body.template, body.symbols, query.force)
     return shaped(BatchStarted, started), 202
 
 
@@ -77,7 +87,7 @@ def progress():
 def cancel():
     """Stop every queued or running job of the running batch."""
     svc = services()
-    return shaped(CancelResult, cancel_batch(svc.db, _stopper(svc)))
+    return shaped(CancelResult, cancel_training_batch(svc.db, svc.redis, svc.settings))
 
 
 @bp.get("/symbols", responses={200: SymbolList})
