@@ -269,11 +269,8 @@ def train_all(symbols: tuple[str, ...], no_validation: bool, force: bool, **flag
     """Train every symbol, one job each, skipping those already trained on their newest candle."""
     import pydantic
 
-    from trad.api.batch import job_requests
+    from trad.api.batch import start_training_batch
     from trad.api.schemas import JobTemplate
-    from trad.errors import ServiceUnavailable
-    from trad.jobs import control
-    from trad.training.batch import plan_batch, start_batch
 
     body = {k: v for k, v in flags.items() if v is not None}
     if no_validation:
@@ -283,32 +280,18 @@ def train_all(symbols: tuple[str, ...], no_validation: bool, force: bool, **flag
     except pydantic.ValidationError as exc:
         first = exc.errors()[0]
         raise click.UsageError(f"{'.'.join(str(p) for p in first['loc']) or 'request'}: {first['msg']}") from None
-    db, redis, settings = _services()
-    with db.connection() as conn:
-        plan = plan_batch(conn, strategy=template.strategy, timeframe=template.timeframe,
-                          symbols=list(symbols) or None, force=force)
-    requests = job_requests(plan, template, settings.max_configs)
-    try:
-        redis.ping()  # no batch row is written while Redis is down
-    except control.REDIS_ERRORS as exc:
-        raise ServiceUnavailable(f"Redis is not reachable: {exc}") from None
-    started = start_batch(
-        db, plan, template.model_dump(mode="json", exclude={"symbol"}) | {"timeframe": plan.timeframe}, force,
-        launch=lambda symbol, batch_id: control.create_job(db, redis, settings, requests[symbol], batch_id=batch_id),
-        stop=lambda job_id: control.stop_job(db, redis, settings, job_id))
+    started = start_training_batch(*_services(), template, list(symbols) or None, force)
     for job in started["jobs"]:
         click.echo(f"{job['job_id']:>6}  {job['symbol']}")
-    click.echo(f"batch {started['batch_id']} ({plan.strategy} {plan.timeframe}): {started['message']}")
+    click.echo(f"batch {started['batch_id']} ({started['strategy']} {started['timeframe']}): {started['message']}")
 
 
 @cli.command()
 def cancel() -> None:
     """Cancel the running batch (train-all): its queued and running jobs stop; exits 1 if none runs."""
-    from trad.jobs import control
-    from trad.training.batch import cancel_batch
+    from trad.api.batch import cancel_training_batch
 
-    db, redis, settings = _services()
-    result = cancel_batch(db, lambda job_id: control.stop_job(db, redis, settings, job_id))
+    result = cancel_training_batch(*_services())
     click.echo(result["message"])
     if not result["success"]:
         sys.exit(1)
@@ -332,6 +315,7 @@ def demo(data_dir: Path, host: str, port: int | None, quick: bool) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: usage errors and bad input print one line and exit 2."""
     import psycopg2
+    import redis
 
     try:
         cli.main(args=argv, prog_name="trad", standalone_mode=False)
@@ -349,6 +333,9 @@ def main(argv: list[str] | None = None) -> None:
 
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(2 if isinstance(exc, (InvalidInput, NotFound)) else 1)
+    except redis.RedisError as exc:
+        click.echo(f"error: Redis is not reachable: {exc}", err=True)
+        sys.exit(1)
     except psycopg2.OperationalError as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "connection failed"
         click.echo(f"error: PostgreSQL is not reachable: {first_line}", err=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from trad.data.frames import TIMEFRAMES
 from trad.errors import InvalidInput
@@ -89,11 +89,13 @@ class JobRequest(Strict):
     patience: int | None = Field(default=None, ge=1, le=10_000)
     validation: ValidationRequest = Field(default_factory=ValidationRequest)
 
-    @model_validator(mode="after")
-    def _dates_in_order(self) -> "JobRequest":
-        if self.start is not None and self.end is not None and self.start >= self.end:
-            raise ValueError("start must be before end")
-        return self
+    @field_validator("end")
+    @classmethod
+    def _after_start(cls, end: datetime | None, info: ValidationInfo) -> datetime | None:
+        start = info.data.get("start")
+        if start is not None and end is not None and start >= end:
+            raise ValueError("end must be after start")
+        return end
 
     def training_config(self) -> TrainingConfig:
         """The stored `config` of the job row."""
