@@ -123,3 +123,20 @@ def test_watch_exit_code_of_a_stopped_job(env, clean_db, make_job, start_web, db
     web = start_web()
     result = trad(env, "watch", str(job["id"]), "--url", web.url)
     assert result.returncode == 3
+
+
+def test_train_all_then_cancel(env, clean_db, candles_of):
+    candles_of("AAA", 2_000)
+    candles_of("BBB", 2_000)
+    started = trad(env, "train-all", "--strategy", "sma_crossover", "--timeframe", "5m", "--optimizer", "random",
+                   "--iterations", "5", "--no-validation")
+    assert started.returncode == 0, started.stderr
+    assert "AAA" in started.stdout and "BBB" in started.stdout and "2 jobs queued" in started.stdout
+    again = trad(env, "train-all", "--timeframe", "5m")
+    assert again.returncode == 1 and "still running" in again.stderr, again.stderr
+    cancelled = trad(env, "cancel")
+    assert cancelled.returncode == 0 and "asked 2 jobs to stop" in cancelled.stdout
+    with clean_db.cursor() as cur:
+        cur.execute("SELECT status FROM training_jobs ORDER BY id")
+        assert [r["status"] for r in cur.fetchall()] == ["stopped", "stopped"]
+    assert trad(env, "cancel").returncode == 1
