@@ -22,7 +22,7 @@ from trad.errors import InvalidInput, NotFound
 from trad.store.jobs import STATUSES, get_job
 
 KEEPALIVE_SECONDS = 15.0
-CLIENT_CHECK_SECONDS = 2.0
+CLIENT_CHECK_SECONDS = 5.0
 RETRY_MS = 3000
 EXTENSION = "trad_stream"
 
@@ -98,27 +98,43 @@ def _stream(subscription: Subscription, ends_when_done: bool = False) -> Respons
 
 def _events(broadcaster: Broadcaster, subscription: Subscription, snapshot: list[JobEvent],
             client: socket.socket | None, ends_when_done: bool) -> Iterator[str]:
-    """The response body; the subscription is dropped when the client goes or the job ends."""
+    """The response body; the subscription is dropped when the client goes or the job ends.
+
+    What one wake-up brings is written in one piece; whether the client is still there is
+    checked only while the stream is idle (a write to a closed socket ends it otherwise).
+    """
     try:
         yield f"retry: {RETRY_MS}\n\n"
         pending, last_write = snapshot, time.monotonic()
         while True:
-            for event in pending:
-                if event.version <= subscription.sent_version:
-                    continue
-                yield event.to_sse()
-                subscription.mark_sent(event)
+            chunk, done = _unsent(subscription, pending, ends_when_done)
+            if chunk:
+                yield chunk
                 last_write = time.monotonic()
-                if ends_when_done and event.terminal:
-                    return
-            if _client_gone(client):
+            if done:
                 return
-            if time.monotonic() - last_write >= KEEPALIVE_SECONDS:
-                yield ": keepalive\n\n"
-                last_write = time.monotonic()
+            if not pending:
+                if _client_gone(client):
+                    return
+                if time.monotonic() - last_write >= KEEPALIVE_SECONDS:
+                    yield ": keepalive\n\n"
+                    last_write = time.monotonic()
             pending = subscription.take(timeout=CLIENT_CHECK_SECONDS)
     finally:
         broadcaster.unsubscribe(subscription)
+
+
+def _unsent(subscription: Subscription, events: list[JobEvent], ends_when_done: bool) -> tuple[str, bool]:
+    """The events not yet sent, as one string; True when the job's own stream is complete."""
+    parts = []
+    for event in events:
+        if event.version <= subscription.sent_version:
+            continue
+        parts.append(event.to_sse())
+        subscription.mark_sent(event)
+        if ends_when_done and event.terminal:
+            return "".join(parts), True
+    return "".join(parts), False
 
 
 def _client_gone(client: socket.socket | None) -> bool:
