@@ -56,8 +56,8 @@ def iter_job_rows(base_url: str, job_id: int, token: str | None = None,
 def _sse_events(response: Any) -> Iterator[tuple[str, str | None, str]]:
     """(event, id, data) of each event in a text/event-stream response."""
     kind, event_id, data = "message", None, []
-    for raw in response:
-        line = raw.decode("utf-8").rstrip("\r\n")
+    for raw in _lines_as_they_arrive(response):
+        line = raw.decode("utf-8").rstrip("\r")
         if not line:
             if data:
                 yield kind, event_id, "\n".join(data)
@@ -73,6 +73,18 @@ def _sse_events(response: Any) -> Iterator[tuple[str, str | None, str]]:
                 event_id = value
             elif field == "data":
                 data.append(value)
+
+
+def _lines_as_they_arrive(response: Any) -> Iterator[bytes]:
+    """Lines of a streaming response as soon as each arrives (plain iteration waits for a full buffer)."""
+    pending = b""
+    while True:
+        chunk = response.read1(65536)
+        if not chunk:
+            return
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        yield from lines
 
 
 def _eta(row: dict[str, Any]) -> str:
