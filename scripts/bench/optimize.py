@@ -1,19 +1,23 @@
 """Time the three searches on synthetic candles: parallel speed-up and time spent outside backtests.
 
-Usage: python scripts/bench/optimize.py [--candles 10000] [--iterations 100] [--strategy liquidity_sweep]
+Usage: python scripts/bench/optimize.py [--candles 10000] [--iterations 100]
+       [--strategy liquidity_sweep] [--repeat 5] [--optimizers grid,random,bayesian]
 
 For each optimizer and n_jobs in (1, 2) it runs `iterations` episodes (grid: a sub-grid of
-that size) and prints the wall time, the backtests' own time, the optimizer's own time and
-the share of worker time spent outside backtests: 1 − Σ backtest time / (wall × n_jobs).
+that size) `--repeat` times, alternating n_jobs=1 and 2, and prints the medians of the wall
+time, the backtests' own time, the optimizer's own time (also per episode) and the share of
+worker time spent outside backtests: 1 − Σ backtest time / (wall × n_jobs); the speed-up is
+the median wall time with n_jobs=1 over that with n_jobs=2. The machine's 1-minute load
+average after the optimizer's runs is printed beside its rows: on a shared machine the
+figures are only as good as it.
 A job callback that does nothing is attached, so progress reporting is part of the cost.
-Each row is the fastest of `--repeat` runs: on a shared machine the minimum is the figure
-least disturbed by other processes.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import time
 
 from trad.data.synthetic import synthetic_candles
@@ -48,30 +52,40 @@ def run_once(name: str, strategy_name: str, candles, iterations: int, n_jobs: in
             "outside": 1 - backtests / (wall * n_jobs)}
 
 
+def measure(name: str, strategy_name: str, candles, iterations: int, repeat: int) -> dict[int, dict]:
+    """Per n_jobs (1, 2): the medians of `repeat` runs and the load average after them. The runs
+    alternate between n_jobs=1 and 2, so that a change in the machine's load hits both alike."""
+    runs: dict[int, list[dict]] = {1: [], 2: []}
+    for _ in range(repeat):
+        for n_jobs, done in runs.items():
+            done.append(run_once(name, strategy_name, candles, iterations, n_jobs))
+    load = os.getloadavg()[0]
+    return {n_jobs: {**{key: statistics.median(run[key] for run in rows) for key in rows[0]}, "load": load}
+            for n_jobs, rows in runs.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--candles", type=int, default=10_000)
     parser.add_argument("--iterations", type=int, default=100)
     parser.add_argument("--strategy", default="liquidity_sweep", choices=sorted(GRIDS))
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--optimizers", default="grid,random,bayesian")
     args = parser.parse_args()
     candles = synthetic_candles(args.candles, seed=1)
     print(f"{args.strategy} on {args.candles:,} candles, {args.iterations} iterations, "
-          f"{os.cpu_count()} CPUs, fastest of {args.repeat} runs, load average "
+          f"{os.cpu_count()} CPUs, median of {args.repeat} runs, load average "
           f"{os.getloadavg()[0]:.2f} at start")
     print(f"{'optimizer':<10} {'n_jobs':>6} {'episodes':>8} {'wall s':>8} {'backtest s':>10} "
-          f"{'optimizer s':>11} {'outside %':>9} {'speed-up':>8}")
-    for name in ("grid", "random", "bayesian"):
-        single = None
-        for n_jobs in (1, 2):
-            row = min((run_once(name, args.strategy, candles, args.iterations, n_jobs)
-                       for _ in range(args.repeat)), key=lambda r: r["wall"])
-            single = single or row
-            speed_up = single["wall"] / row["wall"]
-            print(f"{name:<10} {n_jobs:>6} {row['episodes']:>8} {row['wall']:>8.2f} "
-                  f"{row['backtests']:>10.2f} {row['optimizer']:>11.2f} "
-                  f"{100 * row['outside']:>9.1f} {speed_up:>7.2f}x")
-
+          f"{'optimizer s':>11} {'opt ms/ep':>9} {'outside %':>9} {'speed-up':>8} {'load':>5}")
+    for name in args.optimizers.split(","):
+        rows = measure(name, args.strategy, candles, args.iterations, args.repeat)
+        for n_jobs, row in rows.items():
+            speed_up = rows[1]["wall"] / row["wall"]
+            print(f"{name:<10} {n_jobs:>6} {row['episodes']:>8.0f} {row['wall']:>8.2f} "
+                  f"{row['backtests']:>10.2f} {row['optimizer']:>11.3f} "
+                  f"{1000 * row['optimizer'] / row['episodes']:>9.2f} {100 * row['outside']:>9.1f} "
+                  f"{speed_up:>7.2f}x {row['load']:>5.2f}", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -273,6 +273,55 @@ def test_bayesian_beats_random_on_a_planted_optimum(capsys):
     assert sum(b > r for b, r in zip(bayes, rand)) >= 7
 
 
+def test_bayesian_keeps_its_lead_over_a_longer_run(capsys):
+    space = build_search_space(Planted)
+    bayes, rand = [], []
+    for seed in range(10):
+        bayes.append(BayesianSearch(space, n_iterations=100, seed=seed).run(planted).best.score)
+        rand.append(RandomSearch(space, n_iterations=100, seed=seed).run(planted).best.score)
+    median_bayes, median_random = statistics.median(bayes), statistics.median(rand)
+    with capsys.disabled():
+        print(f"\nplanted optimum, 100 evaluations x 10 seeds: median best score "
+              f"bayesian {median_bayes:.4f}, random {median_random:.4f} (optimum 0)")
+    assert median_bayes > median_random
+    assert sum(b > r for b, r in zip(bayes, rand)) >= 8
+
+
+def test_bayesian_fits_its_model_as_results_grow_by_half(monkeypatch):
+    from trad.optimize.surrogate import CandidateGP
+
+    sizes = []
+    fit = CandidateGP.fit
+
+    def counted_fit(model, X, y):
+        sizes.append(len(X))
+        return fit(model, X, y)
+
+    monkeypatch.setattr(CandidateGP, "fit", counted_fit)
+    result = BayesianSearch(build_search_space(Planted), n_iterations=60, seed=0).run(planted)
+    assert len(result.evaluations) == 60
+    assert sizes == [10, 15, 23, 35, 53]
+
+
+class Labels(Strategy):
+    """Only categorical parameters: the model's kernel is scikit-optimize's Hamming kernel."""
+
+    name = "labels"
+    param_space = ParamSpace(Param("colour", "categorical", default="a", choices=tuple("abcdef")),
+                             Param("shape", "categorical", default="x", choices=tuple("vwxyz")))
+
+
+def test_bayesian_search_over_categorical_parameters_only():
+    def score(params, candle_callback=None):
+        return float(params["colour"] == "c") + float(params["shape"] == "y")
+
+    evaluate = Counting(score)
+    result = BayesianSearch(build_search_space(Labels), n_iterations=20, seed=0,
+                            n_initial_points=5).run(evaluate)
+    assert len({config_key(p) for p in evaluate.asked}) == 20 == len(result.evaluations)
+    assert result.best.params == {"colour": "c", "shape": "y"}
+
+
 def test_evaluations_hold_plain_python_values():
     import numpy as np
     evaluation = Evaluation(np.int64(3), {"fast": np.int64(10), "ratio": np.float64(0.5), "mode": "b"},

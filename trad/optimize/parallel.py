@@ -38,6 +38,7 @@ Evaluate = Callable[[dict[str, Any], CandleCallback], Any]
 REPORT_INTERVAL = 0.1
 POLL_INTERVAL = 0.1
 CANCEL_GRACE = 1.0
+QUEUED_EPISODES = 2
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,8 @@ class InProcessRunner:
 
 
 class ProcessRunner:
-    """Runs episodes over `n_jobs` worker processes, one more queued so none waits for the parent."""
+    """Runs episodes over `n_jobs` worker processes, QUEUED_EPISODES more queued so that none waits
+    while the parent is busy (a Bayesian model fit takes several backtests' time)."""
 
     def __init__(self, evaluate: Evaluate, n_jobs: int) -> None:
         method = "fork" if sys.platform.startswith("linux") else "spawn"
@@ -111,7 +113,7 @@ class ProcessRunner:
                                          initializer=_start_worker,
                                          initargs=(evaluate, self._reports, self._cancel_event))
         self._futures: dict[Future, int] = {}
-        self._slots = n_jobs + 1
+        self._slots = n_jobs + QUEUED_EPISODES
 
     def __enter__(self) -> ProcessRunner:
         return self

@@ -1,0 +1,121 @@
+"""The Bayesian search's model side: the fast code paths compute what scikit-optimize and sklearn do."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from skopt import Optimizer
+from skopt.learning import GaussianProcessRegressor
+from skopt.learning.gaussian_process.kernels import WhiteKernel
+from skopt.space import Categorical, Integer, Real
+from skopt.utils import cook_estimator
+
+from trad.optimize.surrogate import CandidateGP, CandidatePool, default_kernel
+
+MIXED = [Integer(0, 19), Integer(0, 6), Real(0.0, 1.0), Categorical([0, 1, 2]), Integer(0, 47)]
+
+
+def observations(dimensions, n, seed=0):
+    """A normalised space and n noisy observations of a smooth function on it."""
+    rng = np.random.RandomState(seed)
+    space = Optimizer(dimensions, base_estimator="GP", random_state=seed).space
+    points = space.rvs(n, random_state=rng)
+    X = np.asarray(space.transform(points), dtype=float)
+    y = ((X - 0.3) ** 2).sum(axis=1) + 0.01 * rng.randn(n)
+    return space, points, X, y
+
+
+def fitted(dimensions, n, seed=0):
+    space, points, X, y = observations(dimensions, n, seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = CandidateGP(kernel=default_kernel(space), normalize_y=True, noise="gaussian",
+                            random_state=0).fit(X, y)
+    return space, points, X, y, model
+
+
+@pytest.mark.parametrize("dimensions", [MIXED, [Integer(0, 9)]], ids=["anisotropic", "one-dimension"])
+def test_likelihood_and_gradient_are_sklearns(dimensions):
+    model = fitted(dimensions, 30)[-1]
+    model.kernel_ = model.kernel_.k1 + WhiteKernel(noise_level=0.01)
+    rng = np.random.RandomState(1)
+    for _ in range(5):
+        theta = model.kernel_.theta + rng.normal(0.0, 0.5, model.kernel_.theta.shape)
+        value, gradient = model.log_marginal_likelihood(theta, eval_gradient=True, clone_kernel=False)
+        expected, expected_gradient = GaussianProcessRegressor.log_marginal_likelihood(
+            model, theta, eval_gradient=True)
+        assert value == pytest.approx(expected, rel=1e-9)
+        np.testing.assert_allclose(gradient, expected_gradient, rtol=1e-7, atol=1e-9)
+        assert model.log_marginal_likelihood(theta) == pytest.approx(expected, rel=1e-9)
+
+
+def test_fit_and_predict_match_scikit_optimize():
+    space, _, X, y, model = fitted(MIXED, 40)
+    reference = cook_estimator("GP", space=space, random_state=0).set_params(n_restarts_optimizer=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference.fit(X, y)
+    np.testing.assert_allclose(model.kernel_.k1.theta, reference.kernel_.k1.theta, rtol=1e-4)
+    candidates = np.asarray(space.transform(space.rvs(200, random_state=3)), dtype=float)
+    mean, std = model.predict(candidates, return_std=True)
+    expected_mean, expected_std = GaussianProcessRegressor.predict(model, candidates, return_std=True)
+    np.testing.assert_allclose(mean, expected_mean, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(std, expected_std, rtol=1e-4)
+    np.testing.assert_allclose(model.covariance(candidates, X), model.kernel_(candidates, X), atol=1e-12)
+
+
+def test_other_kernels_take_the_inherited_paths():
+    *_, X, _, model = fitted([Categorical(list(range(6))), Categorical(list(range(5)))], 20)
+    assert type(model.kernel_.k1.k2).__name__ == "HammingKernel"
+    model.kernel_ = model.kernel_.k1 + WhiteKernel(noise_level=0.01)
+    theta = model.kernel_.theta.copy()
+    assert model.log_marginal_likelihood(theta) == \
+        GaussianProcessRegressor.log_marginal_likelihood(model, theta)
+    np.testing.assert_allclose(model.covariance(X, X), model.kernel_(X, X))
+
+
+def refitted_posterior(model, X, y, extra_X, extra_y, candidates):
+    """The posterior over `candidates` of a GP with the model's fitted kernel held fixed, fitted on
+    every observation in the model's normalised units."""
+    scale, offset = float(model.y_train_std_), float(model.y_train_mean_)
+    kernel = model.kernel_.k1 + WhiteKernel(noise_level=float(model.noise_), noise_level_bounds="fixed")
+    from sklearn.gaussian_process import GaussianProcessRegressor as Plain
+    plain = Plain(kernel=kernel, optimizer=None, normalize_y=False, alpha=model.alpha)
+    plain.fit(np.vstack([X, extra_X]), (np.concatenate([y, extra_y]) - offset) / scale)
+    mean, std = plain.predict(candidates, return_std=True)
+    return mean, std ** 2 - float(model.noise_)
+
+
+def test_the_pool_conditions_exactly_on_results_told_since_the_fit():
+    space, _, X, y, model = fitted(MIXED, 25)
+    model.predict(np.asarray(space.transform(space.rvs(300, random_state=5)), dtype=float), return_std=True)
+    pool = CandidatePool(model, space, extra=space.rvs(20, random_state=6))
+    later = space.rvs(22, random_state=7)
+    later_X = np.asarray(space.transform(later), dtype=float)
+    later_y = ((later_X - 0.3) ** 2).sum(axis=1)
+    pool.condition(later[:4], list(later_y[:4]), running=later[4:6], lie=float(y.min()))
+    lies = np.full(2, y.min())
+    mean, var = refitted_posterior(model, X, y, later_X[:6], np.concatenate([later_y[:4], lies]), pool.points)
+    np.testing.assert_allclose(pool.current.mean, mean, atol=1e-6)
+    np.testing.assert_allclose(pool.current.var, np.maximum(var, 0.0), atol=1e-6)
+    pool.condition(later, list(later_y), running=[], lie=0.0)
+    mean, var = refitted_posterior(model, X, y, later_X, later_y, pool.points)
+    np.testing.assert_allclose(pool.observed.mean, mean, atol=1e-6)
+    np.testing.assert_allclose(pool.observed.var, np.maximum(var, 0.0), atol=1e-6)
+    assert pool.current is pool.observed
+
+
+def test_the_pool_offers_each_unseen_candidate_once():
+    space, _, _, y, model = fitted([Integer(0, 3), Integer(0, 2)], 4)
+    model.predict(np.asarray(space.transform(space.rvs(50, random_state=1)), dtype=float), return_std=True)
+    pool = CandidatePool(model, space, extra=[])
+    seen = {(0, 0)}
+    offered = []
+    while (point := pool.best_unseen(float(y.min()), lambda p: tuple(int(v) for v in p) in seen)) is not None:
+        key = tuple(int(v) for v in point)
+        offered.append(key)
+        seen.add(key)
+    assert sorted(offered) == sorted(set(offered)) and (0, 0) not in offered
+    assert len(offered) <= 11
