@@ -103,7 +103,7 @@ def test_watch_draws_a_moving_bar_and_exits_with_the_status(env, db, settings, c
     candles_of("BIG", 300_000)
     web = start_web()
     made = trad(env, "train", "--strategy", "rsi_reversion", "--symbol", "BIG", "--timeframe", "5m",
-                "--optimizer", "random", "--iterations", "25", "--seed", "2", "--no-validation")
+                "--optimizer", "random", "--iterations", "60", "--seed", "2", "--no-validation")
     job_id = int(made.stdout.strip())
     start_worker()
     code, drawn = run_in_terminal([sys.executable, "-m", "trad", "watch", str(job_id), "--url", web.url],
