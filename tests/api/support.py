@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-import time
-from typing import Any, Callable
+from typing import Any
+
+from tests.polling import wait_for  # noqa: F401  (the API tests import it from here)
 
 JOBS = "/api/v1/training-jobs"
 TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -28,17 +29,6 @@ def assert_error(response, status: int, code: str, field: str | None = None) -> 
     if field is not None:
         assert field in [d["field"] for d in error["details"]], error
     return error
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, every: float = 0.1) -> Any:
-    """Poll until `predicate()` is truthy; returns its value."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 def job_body(**fields: Any) -> dict[str, Any]:
