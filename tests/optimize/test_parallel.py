@@ -164,3 +164,54 @@ def test_a_worker_crash_is_an_error():
 def test_an_evaluation_error_propagates(n_jobs):
     with pytest.raises(ValueError, match="cannot evaluate"):
         GridSearch(fast_choices(5, 10, 15), constraint=CONSTRAINT).run(broken, n_jobs=n_jobs)
+
+
+def test_an_evaluation_error_carries_the_worker_traceback():
+    with pytest.raises(ValueError) as raised:
+        GridSearch(fast_choices(5, 10, 15), constraint=CONSTRAINT).run(broken, n_jobs=2)
+    assert "in broken" in str(raised.value.__cause__)
+
+
+ORPHANING_PARENT = """
+import os, sys, time
+from trad.optimize.parallel import ProcessRunner
+from tests.optimize.toys import bowl, silent_sleeper
+runner = ProcessRunner(silent_sleeper if sys.argv[1] == "busy" else bowl, 2)
+if sys.argv[1] == "busy":
+    runner.submit(1, {})
+print(" ".join(str(w.process.pid) for w in runner._workers), flush=True)
+time.sleep(0.3)
+os._exit(0)
+"""
+
+
+@pytest.mark.parametrize("state", ["idle", "busy"])
+def test_workers_of_a_parent_that_died_exit(state):
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+    with subprocess.Popen([sys.executable, "-c", ORPHANING_PARENT, state], cwd=root,
+                          stdout=subprocess.PIPE, text=True) as parent:
+        pids = [int(pid) for pid in parent.stdout.readline().split()]
+        parent.wait(timeout=30)
+    assert len(pids) == 2
+    # An idle worker notices within ORPHAN_CHECK_INTERVAL; a busy one first finishes its
+    # episode (here a 30 s sleep, so it is killed below).
+    still_working = 1 if state == "busy" else 0
+    deadline = time.monotonic() + 5
+    alive = pids
+    while len(alive) > still_working and time.monotonic() < deadline:
+        time.sleep(0.1)
+        alive = [pid for pid in pids if _alive(pid)]
+    for pid in alive:
+        os.kill(pid, 9)
+    assert len(alive) == still_working
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

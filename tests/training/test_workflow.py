@@ -148,26 +148,30 @@ def test_stop_mid_run_ends_stopped_within_2_s_keeping_the_best(db, settings, env
 def test_killed_database_connections_do_not_fail_the_job(db, settings, env, make_job, candles_of):
     candles_of("BIG", 300_000)
     job = make_job(symbol="BIG", optimizer="random", strategy="rsi_reversion",
-                   config={"n_iterations": 80, "seed": 2, "min_trades": 1, "validation": {"enabled": False}})
+                   config={"n_iterations": 200, "seed": 2, "min_trades": 1, "validation": {"enabled": False}})
     worker = start_in_subprocess(env, job["id"])
     kills_while_running = 0
     try:
         wait_for(lambda: (row(db, job["id"])["current_episode"] or 0) >= 3, timeout=60)
-        for _ in range(3):
+        # Kill the job's progress connection three times while it runs; each kill waits for the
+        # callback to have reconnected (it does so at its next write, every 0.5 s here).
+        deadline = time.monotonic() + 60
+        while kills_while_running < 3 and row(db, job["id"])["status"] == "running" \
+                and time.monotonic() < deadline:
             with db.cursor() as cur:
                 cur.execute("SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity "
                             "WHERE application_name = %s", (f"trad-progress-{job['id']}",))
                 killed = cur.fetchone()["n"]
             if killed and row(db, job["id"])["status"] == "running":
                 kills_while_running += 1
-            time.sleep(0.8)
+            time.sleep(0.2)
         assert worker.wait(timeout=120) == 0, worker.stdout.read()
     finally:
         worker.kill()
     assert kills_while_running >= 2
     final = row(db, job["id"])
     assert final["status"] == "succeeded" and final["progress"] == 100.0
-    assert [m["iteration"] for m in metrics_of(db, job["id"])] == list(range(1, 81))
+    assert [m["iteration"] for m in metrics_of(db, job["id"])] == list(range(1, 201))
 
 
 def test_resume_runs_only_what_is_missing(db, settings, env, make_job, candles_of, redis):

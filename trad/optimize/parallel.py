@@ -1,28 +1,32 @@
-"""Running episodes: in this process (n_jobs=1) or over a pool of worker processes.
+"""Running episodes: in this process (n_jobs=1) or over worker processes.
 
 Both runners have the same surface, so the search loop is the same for both: `submit`
 episodes while `has_free_slot`, then `collect` the finished ones; candle reports reach
 the search's sink (`on_candles(episode, candles_processed, total_candles, stage)`) in
 the parent process either way.
 
-Worker processes receive the evaluate function, the report queue and the cancel event
-once, through the pool initializer (with the fork start method nothing is even pickled):
-the candles travel once per worker, never per task. A worker's candle callback sends the
-first report of each stage and the last of the episode always, others at most every
-REPORT_INTERVAL; it raises Cancelled as soon as the cancel event is set, so running
-backtests end at once. `cancel()` sets the event, drops queued episodes, gives running
-ones CANCEL_GRACE seconds to end and terminates the stragglers. A worker that dies
+Each worker process gets the evaluate function and the cancel event once, at start (with
+the fork start method nothing is even pickled): the candles travel once per worker, never
+per episode. Episodes, candle reports and outcomes travel over one pipe per worker, with no
+helper threads, so the parent's work per episode is one send and one receive. A worker's
+candle callback raises Cancelled as soon as the cancel event is set, so running backtests
+end at once. `cancel()` sets the event, drops queued episodes, gives running ones
+CANCEL_GRACE seconds to end and terminates the stragglers. A worker that dies
 (BrokenProcessPool) or an evaluation that raises is an error for the caller.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
+import os
+import pickle
 import signal
 import sys
 import time
+import traceback
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +43,7 @@ REPORT_INTERVAL = 0.1
 POLL_INTERVAL = 0.1
 CANCEL_GRACE = 1.0
 QUEUED_EPISODES = 2
+ORPHAN_CHECK_INTERVAL = 1.0
 
 
 @dataclass(frozen=True)
@@ -101,112 +106,204 @@ class InProcessRunner:
 
 
 class ProcessRunner:
-    """Runs episodes over `n_jobs` worker processes, QUEUED_EPISODES more queued so that none waits
-    while the parent is busy (a Bayesian model fit takes several backtests' time)."""
+    """Runs episodes over `n_jobs` worker processes, each fed through its own pipe.
+
+    Up to QUEUED_EPISODES episodes wait beyond the running ones, in the pipes of the least
+    busy workers, so that a worker starts its next episode without a round trip to the
+    parent and none waits while the parent is busy (a Bayesian model fit takes several
+    backtests' time). The parent wakes once per finished episode, plus once per candle
+    report of an episode longer than REPORT_INTERVAL.
+    """
 
     def __init__(self, evaluate: Evaluate, n_jobs: int) -> None:
         method = "fork" if sys.platform.startswith("linux") else "spawn"
         context = multiprocessing.get_context(method)
         self._cancel_event = context.Event()
-        self._reports = context.SimpleQueue()
-        self._pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=context,
-                                         initializer=_start_worker,
-                                         initargs=(evaluate, self._reports, self._cancel_event))
-        self._futures: dict[Future, int] = {}
+        self._workers = [_WorkerProcess(context, evaluate, self._cancel_event) for _ in range(n_jobs)]
         self._slots = n_jobs + QUEUED_EPISODES
+        self._closed = False
 
     def __enter__(self) -> ProcessRunner:
         return self
 
     def __exit__(self, exc_type: Any, *exc_info: Any) -> None:
-        if exc_type is None and not self._futures:
-            self._pool.shutdown(wait=True)
+        if exc_type is None and not self.busy:
+            self._shut_down(grace=CANCEL_GRACE)
         else:
             self.cancel()
 
     @property
     def has_free_slot(self) -> bool:
         """Whether another episode may be submitted now."""
-        return len(self._futures) < self._slots
+        return sum(len(worker.episodes) for worker in self._workers) < self._slots
 
     @property
     def busy(self) -> bool:
         """Whether episodes are running or queued."""
-        return bool(self._futures)
+        return any(worker.episodes for worker in self._workers)
 
     def submit(self, episode: int, params: dict[str, Any]) -> None:
-        """Hand an episode to the pool."""
-        self._futures[self._pool.submit(_run_episode, episode, params)] = episode
+        """Queue an episode in the pipe of the worker with the fewest episodes."""
+        worker = min(self._workers, key=lambda w: len(w.episodes))
+        worker.send(episode, params)
 
     def collect(self, on_candles: CandleSink) -> list[Finished]:
         """Wait up to POLL_INTERVAL, pass on candle reports, return episodes that finished."""
-        done, _ = wait(self._futures, timeout=POLL_INTERVAL, return_when=FIRST_COMPLETED)
-        self._drain(on_candles)
-        finished = []
-        for future in sorted(done, key=self._futures.__getitem__):
-            outcome, duration_ms = future.result()
-            finished.append(Finished(self._futures.pop(future), outcome, duration_ms))
-        return finished
+        busy = {worker.connection: worker for worker in self._workers if worker.episodes}
+        finished: list[Finished] = []
+        for connection in multiprocessing.connection.wait(list(busy), timeout=POLL_INTERVAL):
+            finished.extend(busy[connection].receive(on_candles))
+        return sorted(finished, key=lambda f: f.episode)
 
     def cancel(self) -> None:
         """Stop everything: signal workers, drop queued episodes, terminate stragglers."""
         self._cancel_event.set()
-        for future in self._futures:
-            future.cancel()
-        wait([f for f in self._futures if not f.done()], timeout=CANCEL_GRACE)
-        self._futures.clear()
-        self._drain(None)
-        processes = list((getattr(self._pool, "_processes", None) or {}).values())
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        for process in processes:
-            if process.is_alive():
-                process.terminate()
-        for process in processes:
-            process.join(timeout=CANCEL_GRACE)
-        self._pool.shutdown(wait=True)
+        self._shut_down(grace=CANCEL_GRACE)
 
-    def _drain(self, on_candles: CandleSink | None) -> None:
-        while not self._reports.empty():
-            report = self._reports.get()
-            if on_candles is not None:
-                on_candles(*report)
+    def _shut_down(self, grace: float) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for worker in self._workers:
+            worker.stop()
+        deadline = time.monotonic() + grace
+        for worker in self._workers:
+            worker.process.join(max(0.0, deadline - time.monotonic()))
+        for worker in self._workers:
+            if worker.process.is_alive():
+                worker.process.terminate()
+                worker.process.join(grace)
+            worker.connection.close()
+            worker.episodes.clear()
 
 
-_worker: dict[str, Any] = {}
+class _WorkerProcess:
+    """The parent's end of one worker: its process, pipe and the episodes sent to it."""
+
+    def __init__(self, context: Any, evaluate: Evaluate, cancel_event: Any) -> None:
+        self.connection, child_end = context.Pipe(duplex=True)
+        self.process = context.Process(target=_work, daemon=True,
+                                       args=(child_end, evaluate, cancel_event, os.getpid()))
+        self.process.start()
+        child_end.close()
+        self.episodes: list[int] = []
+
+    def send(self, episode: int, params: dict[str, Any]) -> None:
+        try:
+            self.connection.send((episode, params))
+        except OSError as exc:
+            raise self._died(episode) from exc
+        self.episodes.append(episode)
+
+    def receive(self, on_candles: CandleSink) -> list[Finished]:
+        """Every message waiting in the pipe: candle reports go to the sink, outcomes are returned."""
+        finished = []
+        try:
+            while self.episodes and self.connection.poll():
+                kind, episode, *body = self.connection.recv()
+                if kind == "candles":
+                    on_candles(episode, *body)
+                    continue
+                self.episodes.remove(episode)
+                if kind == "error":
+                    error, remote_traceback = body
+                    raise error from RemoteTraceback(remote_traceback)
+                outcome, duration_ms, last_report = body
+                if last_report is not None:
+                    on_candles(episode, *last_report)
+                finished.append(Finished(episode, outcome, duration_ms))
+        except (EOFError, OSError) as exc:
+            raise self._died(self.episodes[0] if self.episodes else None) from exc
+        return finished
+
+    def stop(self) -> None:
+        """Ask the worker to exit once it is idle."""
+        try:
+            self.connection.send(None)
+        except OSError:
+            pass
+
+    def _died(self, episode: int | None) -> BrokenProcessPool:
+        self.process.join(CANCEL_GRACE)
+        return BrokenProcessPool(f"a worker process ended (exit code {self.process.exitcode}) "
+                                 f"while evaluating episode {episode}")
 
 
-def _start_worker(evaluate: Evaluate, reports: Any, cancel_event: Any) -> None:
-    """Pool initializer: keep what every episode of this worker needs."""
+class RemoteTraceback(Exception):
+    """The traceback of an error raised in a worker process, attached as its cause."""
+
+    def __str__(self) -> str:
+        return f'\n"""\n{self.args[0]}"""'
+
+
+def _work(connection: Any, evaluate: Evaluate, cancel_event: Any, parent_pid: int) -> None:
+    """A worker's loop: evaluate the episodes its pipe brings until told to stop or orphaned."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _worker.update(evaluate=evaluate, reports=reports, cancel_event=cancel_event)
+    try:
+        while True:
+            while not connection.poll(ORPHAN_CHECK_INTERVAL):
+                if os.getppid() != parent_pid:
+                    return
+            task = connection.recv()
+            if task is None:
+                return
+            message = _run_episode(connection, evaluate, cancel_event, *task)
+            try:
+                connection.send(message)
+            except (pickle.PicklingError, TypeError, AttributeError) as exc:
+                error = RuntimeError(f"the outcome of episode {task[0]} can't be sent back: {exc}")
+                connection.send(("error", task[0], error, traceback.format_exc()))
+    except (EOFError, OSError):
+        return
 
 
-def _run_episode(episode: int, params: dict[str, Any]) -> tuple[Any, float]:
-    """One episode in a worker: its outcome and wall time in ms."""
-    cancel_event = _worker["cancel_event"]
-    if cancel_event.is_set():
-        raise Cancelled("stop requested")
-    reporter = _CandleReporter(episode, _worker["reports"], cancel_event)
+def _run_episode(connection: Any, evaluate: Evaluate, cancel_event: Any,
+                 episode: int, params: dict[str, Any]) -> tuple[Any, ...]:
+    """One episode in a worker: the message that reports its outcome or error."""
+    reporter = _CandleReporter(episode, connection, cancel_event)
     started = time.perf_counter()
-    outcome = _worker["evaluate"](params, reporter)
-    return outcome, (time.perf_counter() - started) * 1000
+    try:
+        if cancel_event.is_set():
+            raise Cancelled("stop requested")
+        outcome = evaluate(params, reporter)
+        duration_ms = (time.perf_counter() - started) * 1000
+        return "done", episode, outcome, duration_ms, reporter.last_report
+    except Exception as exc:  # noqa: BLE001 — every error goes back to the parent
+        return "error", episode, _picklable(exc), traceback.format_exc()
+
+
+def _picklable(error: Exception) -> Exception:
+    try:
+        pickle.loads(pickle.dumps(error))
+        return error
+    except Exception:  # noqa: BLE001 — an error that can't cross processes is described instead
+        return RuntimeError(f"{type(error).__name__}: {error}")
 
 
 class _CandleReporter:
-    """A worker's candle callback: throttled reports to the parent, Cancelled once stopped."""
+    """A worker's candle callback: throttled reports to the parent, Cancelled once stopped.
 
-    def __init__(self, episode: int, reports: Any, cancel_event: Any) -> None:
+    An episode reports nothing during its first REPORT_INTERVAL, then on every change of
+    stage and at most every REPORT_INTERVAL; its last report travels with its outcome. So a
+    short backtest costs the parent one wake-up, and a long one moves the bar ~10 times a second.
+    """
+
+    def __init__(self, episode: int, connection: Any, cancel_event: Any) -> None:
         self._episode = episode
-        self._reports = reports
+        self._connection = connection
         self._cancel_event = cancel_event
-        self._stage: str | None = None
-        self._last_sent = float("-inf")
+        self._started = self._last_sent = time.monotonic()
+        self._sent_stage: str | None = None
+        self.last_report: tuple[int, int, str] | None = None
 
     def __call__(self, processed: int, total: int, stage: str) -> None:
         if self._cancel_event.is_set():
             raise Cancelled("stop requested")
+        self.last_report = (processed, total, stage)
         now = time.monotonic()
-        if stage != self._stage or processed >= total or now - self._last_sent >= REPORT_INTERVAL:
-            self._stage, self._last_sent = stage, now
-            self._reports.put((self._episode, processed, total, stage))
+        if now - self._started < REPORT_INTERVAL:
+            return
+        if stage != self._sent_stage or now - self._last_sent >= REPORT_INTERVAL:
+            self._sent_stage, self._last_sent = stage, now
+            self._connection.send(("candles", self._episode, processed, total, stage))
