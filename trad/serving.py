@@ -32,6 +32,11 @@ def raise_open_file_limit() -> int:
     return soft
 
 
+# gunicorn's default access line holds the query string and the Referer, where the dashboard's
+# EventSource puts `?token=`: log the path alone.
+ACCESS_LOG_FORMAT = '%(h)s %(l)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)s "%(a)s"'
+
+
 class WebServer(BaseApplication):
     """gunicorn running `create_app(settings)` in `workers` gevent processes."""
 
@@ -47,6 +52,7 @@ class WebServer(BaseApplication):
             "keepalive": 75,
             "post_fork": patch_psycopg_for_gevent,
             "accesslog": "-" if access_log else None,
+            "access_log_format": ACCESS_LOG_FORMAT,
             "errorlog": "-",
             "proc_name": "trad-web",
             "control_socket_disable": True,  # one shared default path would clash between servers

@@ -3,10 +3,11 @@
     {"error": {"code": "VALIDATION_ERROR", "message": "…",
                "details": [{"field": "validation.gap_days", "issue": "…"}], "trace_id": "…"}}
 
-InvalidInput → 422, NotFound → 404, Conflict → 409, ServiceUnavailable (and a lost
-PostgreSQL or Redis connection) → 503, problems of the HTTP request itself (bad JSON, a
-missing token, a body over the size limit, an unknown route) → their 4xx, anything else
-→ 500 with only the trace id: the traceback goes to the log, never into a response.
+InvalidInput → 422, NotFound (and an unknown RQ job under /rq) → 404, Conflict (and an RQ
+operation the job's state forbids) → 409, ServiceUnavailable (and a lost PostgreSQL or Redis
+connection) → 503, problems of the HTTP request itself (bad JSON, a missing token, a body
+over the size limit, an unknown route) → their 4xx, anything else → 500 with only the trace
+id: the traceback goes to the log, never into a response.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import psycopg2
 import redis as redis_lib
 from flask import Response, g, jsonify, request
 from pydantic import BaseModel, ValidationError
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from werkzeug.exceptions import HTTPException
 
 from trad.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable, TradError
@@ -76,6 +78,10 @@ def handle_error(exc: Exception) -> Response:
             return error_response(status, exc.code, exc.message, exc.details)
     if isinstance(exc, ValidationError):
         return validation_error_response(exc)
+    if isinstance(exc, NoSuchJobError):  # rq-dashboard asked for a run Redis does not hold
+        return error_response(404, NotFound.code, f"no such RQ job: {str(exc).removeprefix('No such job: ')}")
+    if isinstance(exc, InvalidJobOperation):  # rq-dashboard: e.g. requeue a run that has not failed
+        return error_response(409, Conflict.code, "the RQ job is not in a state that allows this")
     if isinstance(exc, DATABASE_ERRORS + REDIS_ERRORS):
         service = "PostgreSQL" if isinstance(exc, DATABASE_ERRORS) else "Redis"
         log.warning("%s unavailable during %s %s (trace %s): %s", service, request.method, request.path,

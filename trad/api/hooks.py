@@ -5,7 +5,8 @@ from __future__ import annotations
 import hmac
 import json
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from trad.api.errors import RequestError, trace_id
 from trad.api.services import services
@@ -64,6 +65,11 @@ def check_json_body() -> None:
     if request.method not in BODY_METHODS or not is_protected(request.path) or request.path.startswith("/rq"):
         return
     data = request.get_data(cache=True)  # beyond MAX_CONTENT_LENGTH this raises 413
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if request.content_length is None and limit is not None and len(data) >= limit:
+        # A chunked body is cut at the limit, not refused: refuse it when more follows.
+        if request.environ["wsgi.input"].read(1):
+            raise RequestEntityTooLarge()
     if not data.strip():
         return
     if not request.is_json:

@@ -52,8 +52,7 @@ def read_candles_csv(source: str | Path | IO[str]) -> pd.DataFrame:
         raw = pd.read_csv(io.StringIO(text), header=0 if has_header else None, dtype=str,
                           keep_default_na=False, skip_blank_lines=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        found = re.search(r"line (\d+)", str(exc))
-        where = f"line {found.group(1)}" if found else "file"
+        where = _parser_error_line(str(exc))
         raise InvalidInput(f"{where}: {exc}", [{"field": where, "issue": str(exc)}]) from None
     raw = raw.fillna("")
     first_line = 2 if has_header else 1
@@ -65,6 +64,16 @@ def read_candles_csv(source: str | Path | IO[str]) -> pd.DataFrame:
     if frame.empty:
         raise InvalidInput.field("file", "no candles in the file")
     return _parse_rows(frame)
+
+
+def _parser_error_line(message: str) -> str:
+    """The file line pandas' parser error points at: it says `line N`, or `row N` (0-based, one
+    row per line before it) for a quote that is never closed."""
+    found = re.search(r"line (\d+)", message)
+    if found:
+        return f"line {found.group(1)}"
+    found = re.search(r"starting at row (\d+)", message)
+    return f"line {int(found.group(1)) + 1}" if found else "file"
 
 
 def _read_text(source: str | Path | IO[str]) -> str:
@@ -146,14 +155,21 @@ def _fail_on(bad: pd.Series, frame: pd.DataFrame, column: str, issue: str) -> No
 
 
 def parse_timestamps(values: pd.Series) -> pd.Series:
-    """UTC timestamps from Unix s/ms/µs/ns numbers or ISO text; unparseable → NaT."""
+    """UTC timestamps from Unix s/ms/µs/ns numbers or ISO text; unparseable → NaT.
+
+    The kind most rows have (the first row's on a tie) is the file's: the rows of the other
+    kind are the bad ones — a lone number among dates is an error, not 1970, and a blank
+    among numbers is an error on its own line.
+    """
     stripped = values.astype(str).str.strip()
     numbers = pd.to_numeric(stripped, errors="coerce")
-    if numbers.notna().all() and len(numbers):
-        unit = _epoch_unit(float(numbers.abs().max()))
+    numeric = numbers.notna()
+    if len(numbers) and (2 * int(numeric.sum()) > len(numbers)
+                         or (2 * int(numeric.sum()) == len(numbers) and numeric.iloc[0])):
+        unit = _epoch_unit(float(numbers[numeric].abs().max()))
         return pd.to_datetime(numbers, unit=unit, utc=True, errors="coerce")
     parsed = pd.to_datetime(stripped, utc=True, errors="coerce", format="ISO8601")
-    return parsed.where(numbers.isna())  # a lone number among dates is an error, not 1970
+    return parsed.where(~numeric)
 
 
 def _epoch_unit(largest: float) -> str:

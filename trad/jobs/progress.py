@@ -85,6 +85,7 @@ class ProgressCallback:
         self._last_cancel_check = -math.inf
         self._last_row_check = -math.inf
         self._last_log = -math.inf
+        self._last_warning = -math.inf  # its own clock: progress lines must not hide a failed write
         self._cancelled: str | None = None
         self._redis_retry_at = -math.inf
         self._eta = EtaEstimator()
@@ -344,8 +345,8 @@ class ProgressCallback:
         now = time.monotonic()
         self._next_retry = now + self._backoff
         self._backoff = min(MAX_BACKOFF, self._backoff * 2)
-        if now - self._last_log >= self.log_interval:
-            self._last_log = now
+        if now - self._last_warning >= self.log_interval:
+            self._last_warning = now
             log.warning("job %s: progress not written, will retry: %s", self.job_id,
                         str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
 

@@ -7,7 +7,7 @@ inside the strategy's bounds, grid size, symbol with candles, dates inside them.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -66,6 +66,11 @@ class ValidationRequest(Strict):
     candidates: int = Field(default=DEFAULT_VALIDATION_CANDIDATES, ge=1, le=50)
 
 
+def _as_utc(moment: datetime) -> datetime:
+    """Naive times are UTC: one naive and one zoned date still compare (never a TypeError → 500)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
 class JobRequest(Strict):
     """Everything but strategy, symbol, timeframe and optimizer has a default."""
 
@@ -93,7 +98,7 @@ class JobRequest(Strict):
     @classmethod
     def _after_start(cls, end: datetime | None, info: ValidationInfo) -> datetime | None:
         start = info.data.get("start")
-        if start is not None and end is not None and start >= end:
+        if start is not None and end is not None and _as_utc(start) >= _as_utc(end):
             raise ValueError("end must be after start")
         return end
 

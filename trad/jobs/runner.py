@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Callable
 
-from rq import Worker, get_current_job
+import redis as redis_lib
+from rq import Worker, get_current_job, worker_registration
 
 from trad.config import Settings, get_settings
 from trad.db import Database
@@ -16,6 +17,7 @@ log = logging.getLogger(__name__)
 
 JOB_MONITORING_INTERVAL = 5  # seconds between the worker's heartbeats while a job runs
 RECONCILE_INTERVAL = 10  # seconds between reconciliations (RQ's maintenance interval)
+REDIS_ERRORS = (redis_lib.ConnectionError, redis_lib.TimeoutError)
 
 
 def run_job(job_id: int) -> dict[str, Any] | None:
@@ -36,7 +38,14 @@ def training_job_id(rq_job: Any) -> int | None:
 
 class TrainingWorker(Worker):
     """An RQ worker that records on the row when a work horse dies or is stopped, and
-    reconciles jobs at start and every RECONCILE_INTERVAL seconds."""
+    reconciles jobs at start and every RECONCILE_INTERVAL seconds.
+
+    It outlives a Redis outage: RQ's worker quits on the first failed heartbeat, leaving its
+    work horse unwatched and its queue unserved. Here the heartbeats, state changes and
+    maintenance of a worker skip a turn instead (the horse needs only PostgreSQL), and
+    waiting for work already retries until Redis answers. A Redis that came back empty has
+    forgotten the worker: its next heartbeat registers it again (health, /rq, reconciliation).
+    """
 
     trad_settings: Settings | None = None
 
@@ -69,8 +78,39 @@ class TrainingWorker(Worker):
             self.log.exception("reconciliation failed; will retry")
 
     def run_maintenance_tasks(self) -> None:
-        super().run_maintenance_tasks()
+        self._despite_redis_outage("maintenance", super().run_maintenance_tasks)
         self.reconcile()
+
+    def maintain_heartbeats(self, *args: Any, **kwargs: Any) -> None:
+        self._despite_redis_outage("heartbeat", self._beat, super().maintain_heartbeats, *args, **kwargs)
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        if pipeline is not None:  # queued in the caller's pipeline: nothing is sent yet
+            super().heartbeat(timeout, pipeline)
+            return
+        self._despite_redis_outage("heartbeat", self._beat, super().heartbeat, timeout)
+
+    def set_state(self, *args: Any, **kwargs: Any) -> None:
+        self._despite_redis_outage("state change", super().set_state, *args, **kwargs)
+
+    def check_for_suspension(self, *args: Any, **kwargs: Any) -> None:
+        self._despite_redis_outage("suspension check", super().check_for_suspension, *args, **kwargs)
+
+    def _beat(self, send: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        send(*args, **kwargs)
+        if not self.connection.sismember(self.redis_workers_keys, self.key):
+            with self.connection.pipeline() as pipeline:
+                pipeline.hset(self.key, mapping={**self.serialize(), "state": self.get_state()})
+                worker_registration.register(self, pipeline)
+                pipeline.expire(self.key, self.worker_ttl + 60)
+                pipeline.execute()
+            self.log.warning("Worker %s: Redis had forgotten this worker; registered again", self.name)
+
+    def _despite_redis_outage(self, what: str, action: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        try:
+            action(*args, **kwargs)
+        except REDIS_ERRORS as exc:
+            self.log.warning("Worker %s: Redis unreachable, %s skipped until it answers: %s", self.name, what, exc)
 
     def _horse_killed(self, job: Any, retpid: int, ret_val: int, rusage: Any) -> None:
         self._end_interrupted(job, f"the work horse of worker {self.name} died unexpectedly "
