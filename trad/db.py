@@ -1,8 +1,8 @@
 """PostgreSQL access: a connection pool, a transaction helper and the migrations runner.
 
-Nothing connects at import time. A `Database` opens connections lazily, is safe to use
-from threads, and after a fork the child builds its own pool instead of sharing the
-parent's sockets. A connection that failed (server restarted, backend terminated) is
+Nothing connects at import time. A `Database` opens connections lazily and keeps them for
+reuse, is safe to use from threads and greenlets, and after a fork the child builds its own
+pool instead of sharing the parent's sockets. A connection that failed (server restarted, backend terminated) is
 thrown away, never handed out again.
 """
 
@@ -15,12 +15,11 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import psycopg2
 import psycopg2.extensions
 import psycopg2.extras
-import psycopg2.pool
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +58,11 @@ def register_adapters() -> None:
 
 
 class Database:
-    """A lazily created, fork-aware pool of connections to one PostgreSQL database."""
+    """A lazily filled, fork-aware pool of connections to one PostgreSQL database.
+
+    At most `max_connections` are in use at once (callers wait up to `checkout_timeout`
+    for one); connections handed back in good order are kept idle for the next caller.
+    """
 
     def __init__(self, url: str, max_connections: int = 10, connect_timeout: int = 5,
                  application_name: str = "trad", checkout_timeout: float = 30.0) -> None:
@@ -68,11 +71,11 @@ class Database:
         self.connect_timeout = connect_timeout
         self.application_name = application_name
         self.checkout_timeout = checkout_timeout
-        self._pool: psycopg2.pool.ThreadedConnectionPool | None = None
+        self._idle: list[psycopg2.extensions.connection] = []
         self._pid = os.getpid()
         self._lock = threading.Lock()
-        # Callers wait for a free connection instead of failing when all are in use.
         self._free = threading.BoundedSemaphore(max_connections)
+        self._generation = 0  # bumped by close() and fork: older connections are not kept
 
     def __getstate__(self) -> dict:
         return {"url": self.url, "max_connections": self.max_connections,
@@ -82,45 +85,30 @@ class Database:
     def __setstate__(self, state: dict) -> None:
         self.__init__(**state)
 
-    def _get_pool(self) -> psycopg2.pool.ThreadedConnectionPool:
-        with self._lock:
-            if self._pool is None or self._pid != os.getpid():
-                register_adapters()
-                if self._pid != os.getpid():
-                    leave_to_parent(self._pool)  # the parent's sockets: start a new pool
-                    self._free = threading.BoundedSemaphore(self.max_connections)
-                self._pool = psycopg2.pool.ThreadedConnectionPool(
-                    0, self.max_connections, self.url,
-                    connect_timeout=self.connect_timeout, application_name=self.application_name,
-                    cursor_factory=psycopg2.extras.RealDictCursor,
-                )
-                self._pid = os.getpid()
-            return self._pool
-
     @contextmanager
     def connection(self) -> Iterator[psycopg2.extensions.connection]:
         """A pooled connection, committed when the block ends, rolled back on error.
 
         When every connection is in use, waits up to `checkout_timeout` seconds for one.
         """
-        pool = self._get_pool()
-        if not self._free.acquire(timeout=self.checkout_timeout):
+        with self._lock:
+            self._adopt_after_fork()
+            free, generation = self._free, self._generation
+        if not free.acquire(timeout=self.checkout_timeout):
             raise psycopg2.OperationalError(
                 f"no free database connection within {self.checkout_timeout:.0f} s "
                 f"(all {self.max_connections} in use)")
         try:
-            conn = _live_connection(pool, self.max_connections)
+            conn = self._live_connection()
         except BaseException:
-            self._free.release()
+            free.release()
             raise
-        broken = bool(conn.closed)
+        broken = False
         try:
-            if broken:
-                raise psycopg2.InterfaceError("connection already closed")
             yield conn
             conn.commit()
         except BaseException as exc:
-            broken = broken or isinstance(exc, CONNECTION_ERRORS) or bool(conn.closed)
+            broken = isinstance(exc, CONNECTION_ERRORS) or bool(conn.closed)
             if not conn.closed:
                 try:
                     conn.rollback()
@@ -128,8 +116,8 @@ class Database:
                     broken = True
             raise
         finally:
-            pool.putconn(conn, close=broken)
-            self._free.release()
+            self._check_in(conn, broken, generation)
+            free.release()
 
     transaction = connection
 
@@ -140,31 +128,74 @@ class Database:
             yield cur
 
     def close(self) -> None:
-        """Close every pooled connection (owned by this process)."""
+        """Close the idle connections (those in use are closed when handed back)."""
         with self._lock:
-            if self._pool is not None and self._pid == os.getpid():
-                self._pool.closeall()
-            else:
-                leave_to_parent(self._pool)
-            self._pool = None
+            idle, self._idle = self._idle, []
+            self._generation += 1
+            if self._pid != os.getpid():
+                leave_to_parent(idle)
+                return
+        for conn in idle:
+            _close_quietly(conn)
+
+    def _adopt_after_fork(self) -> None:
+        """In a forked child (under the lock): leave the parent's connections alone, start afresh."""
+        if self._pid == os.getpid():
+            return
+        leave_to_parent(self._idle)
+        self._idle = []
+        self._free = threading.BoundedSemaphore(self.max_connections)
+        self._generation += 1
+        self._pid = os.getpid()
+
+    def _live_connection(self) -> psycopg2.extensions.connection:
+        """An idle connection the server has not closed meanwhile (after a restart or a kill), or a new one.
+
+        An idle connection has nothing to read; if its socket is readable, the server sent a
+        goodbye (or closed it), so it is discarded without a round trip.
+        """
+        while True:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                return connect(self.url, connect_timeout=self.connect_timeout,
+                               application_name=self.application_name)
+            try:
+                dead = bool(conn.closed) or readable(conn, 0)
+            except (OSError, ValueError, psycopg2.Error):
+                dead = True
+            if not dead:
+                return conn
+            _close_quietly(conn)
+
+    def _check_in(self, conn: psycopg2.extensions.connection, broken: bool, generation: int) -> None:
+        idle = not broken and not conn.closed \
+            and conn.info.transaction_status == psycopg2.extensions.TRANSACTION_STATUS_IDLE
+        if idle:
+            with self._lock:
+                if generation == self._generation and self._pid == os.getpid():
+                    self._idle.append(conn)
+                    return
+        if self._pid == os.getpid():
+            _close_quietly(conn)
 
 
-def _live_connection(pool: psycopg2.pool.AbstractConnectionPool, attempts: int):
-    """A pooled connection the server has not closed meanwhile (after a restart or a kill).
+def _close_quietly(conn: psycopg2.extensions.connection) -> None:
+    try:
+        conn.close()
+    except psycopg2.Error:
+        pass
 
-    An idle connection has nothing to read; if its socket is readable, the server sent a
-    goodbye (or closed it), so it is discarded without a round trip.
+
+def readable(fileobj: Any, timeout: float) -> bool:
+    """Whether `fileobj` has data (or end-of-file) to read within `timeout` seconds.
+
+    poll, not select: select fails on descriptors above 1023, and a web process holding
+    thousands of streams has those. Under gevent this is gevent's cooperative poll.
     """
-    for _ in range(attempts):
-        conn = pool.getconn()
-        try:
-            dead = bool(conn.closed) or bool(select.select([conn], [], [], 0)[0])
-        except (OSError, ValueError):
-            dead = True
-        if not dead:
-            return conn
-        pool.putconn(conn, close=True)
-    return pool.getconn()
+    poller = select.poll()
+    poller.register(fileobj, select.POLLIN)
+    return bool(poller.poll(max(0, int(timeout * 1000))))
 
 
 def connect(url: str, autocommit: bool = False, connect_timeout: int = 5,

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import json
 import logging
-import select
 import threading
 from dataclasses import dataclass
 from typing import Any, Iterable
 
 import psycopg2
 
-from trad.db import connect
+from trad.db import connect, readable
 from trad.store import json_safe
 from trad.store.jobs import TERMINAL_STATUSES
 
@@ -217,7 +216,7 @@ class Broadcaster:
         self.connected.set()
         self._catch_up(conn)  # whatever changed while we were not listening
         while not self._stopping.is_set():
-            if select.select([conn], [], [], SAFETY_POLL_SECONDS) != ([], [], []):
+            if readable(conn, SAFETY_POLL_SECONDS):
                 conn.poll()
                 conn.notifies.clear()
             self._catch_up(conn)

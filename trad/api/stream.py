@@ -17,7 +17,7 @@ from typing import Any, Iterator
 from flask import Blueprint, Response, current_app, request
 
 from trad.api.events import SNAPSHOT_LIMIT, Broadcaster, JobEvent, Subscription, read_changes
-from trad.db import Database
+from trad.db import Database, readable
 from trad.errors import InvalidInput, NotFound
 from trad.store.jobs import STATUSES, get_job
 
@@ -142,9 +142,6 @@ def _client_gone(client: socket.socket | None) -> bool:
     if client is None:
         return False
     try:
-        import select
-
-        readable, _, _ = select.select([client], [], [], 0)
-        return bool(readable) and client.recv(1, socket.MSG_PEEK) == b""
+        return readable(client, 0) and client.recv(1, socket.MSG_PEEK) == b""
     except (OSError, ValueError):
         return True
