@@ -52,6 +52,19 @@ def proc_stats(pid: int) -> dict[str, int]:
     return stats
 
 
+def settled(pid: int, quiet: float = 3.0, limit: float = 30.0) -> dict[str, int]:
+    """The process's stats once its descriptor count has stopped changing for `quiet` seconds
+    (closed streams are noticed within the server's 5 s client check)."""
+    stats, since, deadline = proc_stats(pid), time.monotonic(), time.monotonic() + limit
+    while time.monotonic() - since < quiet and time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = proc_stats(pid)
+        if now["fds"] != stats["fds"]:
+            since = time.monotonic()
+        stats = now
+    return stats
+
+
 class Server:
     """`trad serve` in a subprocess; `worker_pid` is its single gevent worker."""
 
@@ -90,39 +103,76 @@ async def http_get(port: int, path: str) -> tuple[int, float]:
     return int(status_line.split()[1]), time.perf_counter() - started
 
 
-class StreamClient:
-    """One EventSource-like client recording when each event id arrived."""
+class StreamClient(asyncio.Protocol):
+    """One EventSource-like client recording when each event id arrived.
+
+    A bare protocol (no StreamReader, no line splitting): the measuring side must cost far
+    less per event than the server, or the figures time the client."""
 
     def __init__(self) -> None:
         self.received: dict[int, float] = {}
         self.ready = asyncio.Event()
+        self.closed = asyncio.Event()
         self.error: str | None = None
-        self.writer: asyncio.StreamWriter | None = None
+        self.transport: asyncio.Transport | None = None
+        self._head = b""
+        self._tail = b""
+        self._streaming = False
 
     async def run(self, port: int) -> None:
+        loop = asyncio.get_running_loop()
         try:
-            reader, self.writer = await asyncio.open_connection("127.0.0.1", port)
-            self.writer.write(b"GET /api/v1/training-jobs/stream HTTP/1.1\r\nHost: bench\r\n"
-                              b"Accept: text/event-stream\r\n\r\n")
-            await self.writer.drain()
-            status = await reader.readline()
+            await loop.create_connection(lambda: self, "127.0.0.1", port)
+        except OSError as exc:
+            self._fail(repr(exc))
+            return
+        await self.closed.wait()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        transport.write(b"GET /api/v1/training-jobs/stream HTTP/1.1\r\nHost: bench\r\n"  # type: ignore[attr-defined]
+                        b"Accept: text/event-stream\r\n\r\n")
+
+    def data_received(self, data: bytes) -> None:
+        arrived = time.time()
+        if not self._streaming:
+            self._head += data
+            if b"\r\n\r\n" not in self._head:
+                return
+            status = self._head.split(b"\r\n", 1)[0]
             if b" 200 " not in status:
-                raise OSError(f"stream refused: {status.decode().strip()}")
-            while True:
-                line = await reader.readline()
-                if not line:
-                    return
-                if line.startswith(b"retry:"):
-                    self.ready.set()
-                elif line.startswith(b"id: "):
-                    self.received[int(line[4:])] = time.time()
-        except (OSError, asyncio.IncompleteReadError) as exc:
-            self.error = repr(exc)
+                self._fail(f"stream refused: {status.decode()}")
+                self.transport.abort()
+                return
+            self._streaming = True
+            data = self._head.split(b"\r\n\r\n", 1)[1]
+        text = self._tail + data
+        if not self.ready.is_set() and b"retry:" in text:
             self.ready.set()
+        done = 0
+        at = text.find(b"\nid: ")
+        while at >= 0:
+            end = text.find(b"\n", at + 5)
+            if end < 0:
+                break
+            self.received[int(text[at + 5:end])] = arrived
+            done = end
+            at = text.find(b"\nid: ", end)
+        self._tail = text[max(done, len(text) - 32):]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.ready.is_set():
+            self._fail(repr(exc) if exc else "closed before the stream began")
+        self.closed.set()
+
+    def _fail(self, message: str) -> None:
+        self.error = message
+        self.ready.set()
+        self.closed.set()
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.transport.abort()
+        if self.transport is not None:
+            self.transport.abort()
 
 
 def update_burst(database_url: str, job_id: int, updates: int, spacing: float) -> dict[int, float]:
@@ -185,6 +235,15 @@ def scratch_database(admin_url: str) -> tuple[str, str]:
     return name, urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
 
 
+def db_connections(url: str) -> int:
+    conn = psycopg2.connect(url)
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'trad-%%'")
+        count = cur.fetchone()[0]
+    conn.close()
+    return count
+
+
 def drop_database(admin_url: str, name: str) -> None:
     conn = psycopg2.connect(admin_url)
     conn.autocommit = True
@@ -232,15 +291,16 @@ def main() -> None:
               f"fds {baseline['fds']}; load {open('/proc/loadavg').read().split()[0]}")
         for n in args.clients:
             report(n, asyncio.run(hold_clients(server, url, job_id, n, args.updates)), baseline)
-            time.sleep(3)
-        before = proc_stats(server.worker_pid)
+        before = settled(server.worker_pid)
         started = time.monotonic()
         asyncio.run(cycle_clients(server, args.cycles))
-        time.sleep(5)
-        after = proc_stats(server.worker_pid)
-        print(f"{args.cycles:,} connect/disconnect cycles in {time.monotonic() - started:.0f} s: "
-              f"fds {before['fds']} → {after['fds']}, threads {before['threads']} → {after['threads']}, "
-              f"RSS {before['rss_kb'] / 1024:.0f} → {after['rss_kb'] / 1024:.0f} MB")
+        elapsed = time.monotonic() - started
+        after = settled(server.worker_pid)
+        print(f"{args.cycles:,} connect/disconnect cycles in {elapsed:.0f} s, each side measured once "
+              f"the closed streams were gone: fds {before['fds']} → {after['fds']}, threads "
+              f"{before['threads']} → {after['threads']}, RSS {before['rss_kb'] / 1024:.0f} → "
+              f"{after['rss_kb'] / 1024:.0f} MB; database connections of the web process "
+              f"{db_connections(url)} (pool of 20 + listener)")
     finally:
         if server is not None:
             server.stop()

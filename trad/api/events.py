@@ -14,10 +14,14 @@ the latest state of each job, never an unbounded queue.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import os
 import threading
+import time
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Iterable
 
 import psycopg2
@@ -32,6 +36,8 @@ CHANNEL = "training_jobs"
 SAFETY_POLL_SECONDS = 5.0
 RECONNECT_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
 SNAPSHOT_LIMIT = 1000
+NUDGE_SECONDS = 5.0
+NUDGE_SLICES = 10
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,21 @@ class JobEvent:
 
     def to_sse(self) -> str:
         return f"id: {self.version}\nevent: {self.kind}\ndata: {self.data}\n\n"
+
+    @cached_property
+    def encoded(self) -> bytes:
+        """The SSE message as bytes, encoded once however many clients it goes to."""
+        return self.to_sse().encode()
+
+    @cached_property
+    def chunk(self) -> bytes:
+        """The message as one HTTP/1.1 chunk, framed once for every directly written client."""
+        return http_chunk(self.encoded)
+
+
+def http_chunk(data: bytes) -> bytes:
+    """`data` framed as one chunk of a chunked HTTP/1.1 response body."""
+    return b"%X\r\n%s\r\n" % (len(data), data)
 
 
 def job_event(row: dict[str, Any]) -> JobEvent:
@@ -88,16 +109,29 @@ def read_changes(conn: Any, after_version: int, job_id: int | None = None,
 
 
 class Subscription:
-    """One client's view: filters, what it has been sent, and the newest pending event per job."""
+    """One client's view: filters, what it has been sent, and the newest pending event per job.
+
+    Direct delivery: while its stream waits in `take(direct_fd=…)` with nothing pending, the
+    listener writes new events straight to the client's socket as ready-framed HTTP chunks
+    (one non-blocking write, no wake-up of the stream, no pass through the WSGI layers), so
+    fanning a change out to thousands of idle streams costs one system call each. When the
+    socket cannot take the whole chunk, the stream is woken to write the rest (`unwritten`)
+    before anything else; when the socket has failed, `broken` is set and the stream ends.
+    """
 
     def __init__(self, job_id: int | None = None, status: str | None = None,
                  batch_id: int | None = None, after_version: int = 0) -> None:
         self.job_id, self.status, self.batch_id = job_id, status, batch_id
         self.sent_version = after_version
+        self.unwritten = b""
+        self.broken = False
+        self.written_at = 0.0
         self._known_jobs: set[int] = set()
         self._pending: dict[int, JobEvent] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
+        self._direct_fd: int | None = None
+        self.nudge_slot = 0
 
     def matches(self, event: JobEvent) -> bool:
         """Whether the client wants the event (a job it was shown that leaves the filter: yes)."""
@@ -111,7 +145,8 @@ class Subscription:
                 and (self.batch_id is None or event.batch_id == self.batch_id))
 
     def offer(self, events: Iterable[JobEvent]) -> None:
-        """Called by the listener: keep the newest matching event per job, wake the client."""
+        """Called by the listener: keep the newest matching event per job; write it to the parked
+        client directly, or wake the client."""
         woken = False
         with self._lock:
             for event in events:
@@ -121,14 +156,48 @@ class Subscription:
                 if current is None or current.version < event.version:
                     self._pending[event.job_id] = event
                     woken = True
+            if woken and self._direct_fd is not None:
+                woken = not self._write_directly(self._direct_fd)
         if woken:
             self._wake.set()
 
-    def take(self, timeout: float) -> list[JobEvent]:
-        """Pending events in version order, waiting up to `timeout` seconds for one."""
-        if not self._pending:
+    def _write_directly(self, fd: int) -> bool:
+        """Write the pending events to the parked client's socket; True when no wake-up is needed."""
+        events = sorted(self._pending.values(), key=lambda e: e.version)
+        frame = events[0].chunk if len(events) == 1 else http_chunk(b"".join(e.encoded for e in events))
+        try:
+            written = os.write(fd, frame)
+        except BlockingIOError:
+            return False  # nothing written: the stream sends them the usual way
+        except OSError:
+            self.broken, self._direct_fd = True, None
+            return False
+        for event in events:
+            self.mark_sent(event)
+        self._pending.clear()
+        self.written_at = time.monotonic()
+        if written < len(frame):
+            self.unwritten, self._direct_fd = frame[written:], None
+            return False
+        return True
+
+    def nudge(self) -> None:
+        """Wake the client without an event (so it checks its connection and keepalive)."""
+        self._wake.set()
+
+    def take(self, timeout: float | None = None, direct_fd: int | None = None) -> list[JobEvent]:
+        """Pending events in version order, waiting for one (or a nudge) up to `timeout` seconds.
+
+        With `direct_fd` (a non-blocking socket that has been sent everything so far, inside a
+        chunked HTTP/1.1 response), events arriving during the wait are written to it directly.
+        """
+        with self._lock:
+            if not self._pending and not self.unwritten and not self.broken:
+                self._direct_fd = direct_fd
+        if self._direct_fd is not None or not self._pending:
             self._wake.wait(timeout)
         with self._lock:
+            self._direct_fd = None
             self._wake.clear()
             events = sorted((e for e in self._pending.values() if e.version > self.sent_version),
                             key=lambda e: e.version)
@@ -144,7 +213,12 @@ class Subscription:
 
 
 class Broadcaster:
-    """The per-process listener thread and the set of subscriptions it feeds."""
+    """The per-process listener thread and the set of subscriptions it feeds.
+
+    A second thread nudges every subscription once per NUDGE_SECONDS, a slice at a time,
+    so idle streams check their client and send keepalives without each arming a timer
+    per wait, and never all at the same moment.
+    """
 
     def __init__(self, database_url: str) -> None:
         self.database_url = database_url
@@ -153,6 +227,8 @@ class Broadcaster:
         self._subscriptions: set[Subscription] = set()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._nudger: threading.Thread | None = None
+        self._slots = itertools.count()
         self._stopping = threading.Event()
 
     @property
@@ -162,6 +238,7 @@ class Broadcaster:
     def subscribe(self, subscription: Subscription) -> None:
         self.start()
         with self._lock:
+            subscription.nudge_slot = next(self._slots) % NUDGE_SLICES
             self._subscriptions.add(subscription)
 
     def unsubscribe(self, subscription: Subscription) -> None:
@@ -169,12 +246,15 @@ class Broadcaster:
             self._subscriptions.discard(subscription)
 
     def start(self) -> None:
-        """Start the listener thread once (lazily, at the first subscriber)."""
+        """Start the listener and nudger threads once (lazily, at the first subscriber)."""
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._stopping.clear()
                 self._thread = threading.Thread(target=self._run, name="trad-job-listener", daemon=True)
                 self._thread.start()
+            if self._nudger is None or not self._nudger.is_alive():
+                self._nudger = threading.Thread(target=self._nudge, name="trad-stream-nudger", daemon=True)
+                self._nudger.start()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -198,6 +278,15 @@ class Broadcaster:
                     conn.close()
                 except psycopg2.Error:
                     pass
+
+    def _nudge(self) -> None:
+        turn = 0
+        while not self._stopping.wait(NUDGE_SECONDS / NUDGE_SLICES):
+            with self._lock:
+                subscriptions = [s for s in self._subscriptions if s.nudge_slot == turn]
+            for subscription in subscriptions:
+                subscription.nudge()
+            turn = (turn + 1) % NUDGE_SLICES
 
     def _pause(self, failures: int, exc: Exception) -> int:
         delay = RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)]

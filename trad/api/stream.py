@@ -10,20 +10,23 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from typing import Any, Iterator
 
 from flask import Blueprint, Response, current_app, request
 
-from trad.api.events import SNAPSHOT_LIMIT, Broadcaster, JobEvent, Subscription, read_changes
+from trad.api.events import (NUDGE_SECONDS, SNAPSHOT_LIMIT, Broadcaster, JobEvent, Subscription,
+                             read_changes)
 from trad.db import Database, readable
 from trad.errors import InvalidInput, NotFound
 from trad.store.jobs import STATUSES, get_job
 
 KEEPALIVE_SECONDS = 15.0
-CLIENT_CHECK_SECONDS = 5.0
+CLIENT_CHECK_SECONDS = NUDGE_SECONDS
 RETRY_MS = 3000
+KEEPALIVE = b": keepalive\n\n"
 EXTENSION = "trad_stream"
 
 stream_blueprint = Blueprint("stream", __name__)
@@ -91,20 +94,38 @@ def _stream(subscription: Subscription, ends_when_done: bool = False) -> Respons
         broadcaster.unsubscribe(subscription)
         raise
     client = request.environ.get("gunicorn.socket") or request.environ.get("werkzeug.socket")
-    body = _events(broadcaster, subscription, snapshot, client, ends_when_done)
+    direct_fd = None if ends_when_done else _direct_fd(request.environ)
+    body = _events(broadcaster, subscription, snapshot, client, ends_when_done, direct_fd)
     return Response(body, mimetype="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"})
 
 
+def _direct_fd(environ: dict[str, Any]) -> int | None:
+    """The client socket's descriptor when the listener may write events to it directly: under
+    gunicorn's gevent worker (a non-blocking socket, and a chunked body for HTTP/1.1)."""
+    client = environ.get("gunicorn.socket")
+    if client is None or environ.get("SERVER_PROTOCOL") != "HTTP/1.1":
+        return None
+    try:
+        fd = client.fileno()
+        return fd if not os.get_blocking(fd) else None
+    except (OSError, ValueError):
+        return None
+
+
 def _events(broadcaster: Broadcaster, subscription: Subscription, snapshot: list[JobEvent],
-            client: socket.socket | None, ends_when_done: bool) -> Iterator[str]:
+            client: socket.socket | None, ends_when_done: bool, direct_fd: int | None = None) -> Iterator[bytes]:
     """The response body; the subscription is dropped when the client goes or the job ends.
 
     What one wake-up brings is written in one piece; whether the client is still there is
-    checked only while the stream is idle (a write to a closed socket ends it otherwise).
+    checked only while the stream is idle, when the broadcaster nudges it (every
+    CLIENT_CHECK_SECONDS); a write to a closed socket ends it otherwise. While it waits,
+    the listener may write events to `direct_fd` itself (see `Subscription`): everything
+    yielded before has been written by then, since the server asks for the next piece only
+    after writing the last.
     """
     try:
-        yield f"retry: {RETRY_MS}\n\n"
+        yield f"retry: {RETRY_MS}\n\n".encode()
         pending, last_write = snapshot, time.monotonic()
         while True:
             chunk, done = _unsent(subscription, pending, ends_when_done)
@@ -116,25 +137,30 @@ def _events(broadcaster: Broadcaster, subscription: Subscription, snapshot: list
             if not pending:
                 if _client_gone(client):
                     return
-                if time.monotonic() - last_write >= KEEPALIVE_SECONDS:
-                    yield ": keepalive\n\n"
+                if time.monotonic() - max(last_write, subscription.written_at) >= KEEPALIVE_SECONDS:
+                    yield KEEPALIVE
                     last_write = time.monotonic()
-            pending = subscription.take(timeout=CLIENT_CHECK_SECONDS)
+            pending = subscription.take(direct_fd=direct_fd)
+            if subscription.broken:
+                return
+            if subscription.unwritten:  # the rest of a direct write, already framed
+                client.sendall(subscription.unwritten)
+                subscription.unwritten = b""
     finally:
         broadcaster.unsubscribe(subscription)
 
 
-def _unsent(subscription: Subscription, events: list[JobEvent], ends_when_done: bool) -> tuple[str, bool]:
-    """The events not yet sent, as one string; True when the job's own stream is complete."""
+def _unsent(subscription: Subscription, events: list[JobEvent], ends_when_done: bool) -> tuple[bytes, bool]:
+    """The events not yet sent, in one piece; True when the job's own stream is complete."""
     parts = []
     for event in events:
         if event.version <= subscription.sent_version:
             continue
-        parts.append(event.to_sse())
+        parts.append(event.encoded)
         subscription.mark_sent(event)
         if ends_when_done and event.terminal:
-            return "".join(parts), True
-    return "".join(parts), False
+            return b"".join(parts), True
+    return b"".join(parts), False
 
 
 def _client_gone(client: socket.socket | None) -> bool:
