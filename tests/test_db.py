@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import resource
 import socket
+import time
 
 import pytest
 
@@ -64,8 +65,16 @@ def test_a_connection_the_server_closed_is_replaced_without_an_error(crowded, pg
     try:
         with db.connection() as conn:
             first = backend_pid(conn)
-        with Database(pg_url, max_connections=1).cursor() as cur:
+        admin = Database(pg_url, max_connections=1)
+        with admin.cursor() as cur:
             cur.execute("SELECT pg_terminate_backend(%s)", (first,))
+        for _ in range(100):  # the backend ends a moment after it is signalled
+            with admin.cursor() as cur:
+                cur.execute("SELECT count(*) AS n FROM pg_stat_activity WHERE pid = %s", (first,))
+                if cur.fetchone()["n"] == 0:
+                    break
+            time.sleep(0.02)
+        admin.close()
         with db.connection() as conn:
             assert backend_pid(conn) != first
     finally:
@@ -105,3 +114,13 @@ def test_connections_in_use_at_close_are_not_kept(pg_url):
         assert again is not conn
     db.close()
     assert again.closed
+
+
+def test_at_most_max_idle_connections_are_kept(pg_url):
+    db = Database(pg_url, max_connections=6, max_idle=2)
+    try:
+        with db.connection() as a, db.connection() as b, db.connection() as c:
+            held = [a, b, c]
+        assert sum(not conn.closed for conn in held) == 2
+    finally:
+        db.close()

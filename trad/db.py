@@ -61,13 +61,16 @@ class Database:
     """A lazily filled, fork-aware pool of connections to one PostgreSQL database.
 
     At most `max_connections` are in use at once (callers wait up to `checkout_timeout`
-    for one); connections handed back in good order are kept idle for the next caller.
+    for one); up to `max_idle` connections handed back in good order are kept for the next
+    callers, the others closed (a burst does not leave a crowd of idle sessions behind).
     """
 
     def __init__(self, url: str, max_connections: int = 10, connect_timeout: int = 5,
-                 application_name: str = "trad", checkout_timeout: float = 30.0) -> None:
+                 application_name: str = "trad", checkout_timeout: float = 30.0,
+                 max_idle: int = 5) -> None:
         self.url = url
         self.max_connections = max_connections
+        self.max_idle = max_idle
         self.connect_timeout = connect_timeout
         self.application_name = application_name
         self.checkout_timeout = checkout_timeout
@@ -80,7 +83,7 @@ class Database:
     def __getstate__(self) -> dict:
         return {"url": self.url, "max_connections": self.max_connections,
                 "connect_timeout": self.connect_timeout, "application_name": self.application_name,
-                "checkout_timeout": self.checkout_timeout}
+                "checkout_timeout": self.checkout_timeout, "max_idle": self.max_idle}
 
     def __setstate__(self, state: dict) -> None:
         self.__init__(**state)
@@ -173,7 +176,8 @@ class Database:
             and conn.info.transaction_status == psycopg2.extensions.TRANSACTION_STATUS_IDLE
         if idle:
             with self._lock:
-                if generation == self._generation and self._pid == os.getpid():
+                if generation == self._generation and self._pid == os.getpid() \
+                        and len(self._idle) < self.max_idle:
                     self._idle.append(conn)
                     return
         if self._pid == os.getpid():

@@ -244,3 +244,22 @@ def test_lost_redis_loses_no_job_and_runs_none_twice(db, settings, candles_of, s
     assert worker.process.poll() is None, "the worker survived the outage"
     listed = [w.name for w in Worker.all(queue=training_queue(redis, settings))]
     assert listed == [worker.name], "the worker is known to Redis again (health, /rq)"
+
+
+@pytest.mark.slow
+def test_a_job_that_ends_while_redis_is_down_is_recorded_and_its_worker_stays(db, settings, candles_of,
+                                                                              start_worker, clean_db,
+                                                                              sole_user_of_services):
+    candles_of("BIG", 300_000)
+    redis = connect_redis(settings)
+    job = create_job(db, redis, settings, long_request(120, seed=3))
+    worker = start_worker()
+    wait_for(lambda: (row(db, job["id"])["current_episode"] or 0) >= 1, 90, what="the job running")
+    with redis_lost(down_seconds=0):  # Redis comes back only after the body
+        assert row(db, job["id"])["status"] == "running", "the job ended before Redis went down"
+        final = finished_row(db, job["id"], 60)
+    assert final["status"] == "succeeded", worker.output()[-3000:]
+    assert_recorded_once(db, job["id"])
+    wait_for(lambda: [w.name for w in Worker.all(queue=training_queue(redis, settings))] == [worker.name], 40,
+             what="the worker registered again")
+    assert worker.process.poll() is None, worker.output()[-3000:]

@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 import redis as redis_lib
 from rq import Worker, get_current_job, worker_registration
+from rq.worker import WorkerStatus
 
 from trad.config import Settings, get_settings
 from trad.db import Database
@@ -111,6 +112,19 @@ class TrainingWorker(Worker):
             action(*args, **kwargs)
         except REDIS_ERRORS as exc:
             self.log.warning("Worker %s: Redis unreachable, %s skipped until it answers: %s", self.name, what, exc)
+
+    def execute_job(self, job: Any, queue: Any) -> None:
+        """RQ's run of one job, surviving a Redis that is gone when the work horse ends (RQ then
+        asks Redis how the job went, and its worker would quit). The training job's own end
+        is in PostgreSQL; if the horse did not write it, the run is recorded as interrupted."""
+        try:
+            super().execute_job(job, queue)
+        except REDIS_ERRORS as exc:
+            self._horse_pid = 0
+            self.log.warning("Worker %s: Redis unreachable as RQ job %s ended (%s)", self.name, job.id, exc)
+            self._end_interrupted(job, f"the work horse of worker {self.name} ended while Redis was "
+                                       f"unreachable, without recording the end of the job")
+            self.set_state(WorkerStatus.IDLE)
 
     def _horse_killed(self, job: Any, retpid: int, ret_val: int, rusage: Any) -> None:
         self._end_interrupted(job, f"the work horse of worker {self.name} died unexpectedly "
