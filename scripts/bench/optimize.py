@@ -11,11 +11,17 @@ the median wall time with n_jobs=1 over that with n_jobs=2. The machine's 1-minu
 average after the optimizer's runs is printed beside its rows: on a shared machine the
 figures are only as good as it.
 A job callback that does nothing is attached, so progress reporting is part of the cost.
+
+Then (unless --no-jobs) it runs whole training jobs with `run_training` on a scratch
+database (PostgreSQL and Redis as the tests use them) and counts the UPDATEs of each job's
+row with a trigger, beside the bound the design allows: duration / progress interval +
+state changes (start, each step, the end) + 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import time
@@ -64,6 +70,59 @@ def measure(name: str, strategy_name: str, candles, iterations: int, repeat: int
             for n_jobs, rows in runs.items()}
 
 
+AUDIT = """
+CREATE TABLE bench_job_updates (job_id bigint);
+CREATE FUNCTION bench_job_updates() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO bench_job_updates VALUES (NEW.id); RETURN NEW; END $$;
+CREATE TRIGGER bench_job_updates AFTER UPDATE ON training_jobs
+    FOR EACH ROW EXECUTE FUNCTION bench_job_updates();
+"""
+
+JOBS = [("grid", 1, None), ("grid", 2, None), ("random", 2, 1000), ("bayesian", 2, 200)]
+
+
+def updates_per_job(candles: int, interval: float) -> None:
+    """Whole jobs on a scratch database: their UPDATEs of the job row against the allowed bound."""
+    from scratch import scratch_database
+
+    from trad.config import Settings
+    from trad.db import Database
+    from trad.store.candles import import_synthetic
+    from trad.store.jobs import insert_job
+    from trad.training.workflow import run_training
+
+    with scratch_database() as url:
+        settings = dataclasses.replace(Settings.from_env(), database_url=url, progress_interval=interval,
+                                       redis_prefix=f"trad-bench-{os.getpid()}:")
+        db = Database(url)
+        import_synthetic(db, "BENCH", "5m", candles, seed=1)
+        with db.cursor() as cur:
+            cur.execute(AUDIT)
+        print(f"\nwhole jobs, {candles:,} candles, progress interval {interval:g} s, validation on:")
+        print(f"{'optimizer':<10} {'n_jobs':>6} {'episodes':>8} {'seconds':>8} {'UPDATEs':>8} {'bound':>6}")
+        for name, n_jobs, iterations in JOBS:
+            config = {"n_jobs": n_jobs, "seed": 1, "validation": {"enabled": True, "train_window_days": 120,
+                                                                  "test_window_days": 30}}
+            if iterations:
+                config["n_iterations"] = iterations
+            if name == "grid":
+                config["param_space"] = GRIDS["liquidity_sweep"]
+            with db.transaction() as conn:
+                job = insert_job(conn, job_name=f"bench {name}", strategy="liquidity_sweep", symbol="BENCH",
+                                 timeframe="5m", optimizer=name, objective="sharpe", config=config)
+            started = time.monotonic()
+            final = run_training(job["id"], settings)
+            seconds = time.monotonic() - started
+            with db.cursor() as cur:
+                cur.execute("SELECT count(*) AS n FROM bench_job_updates WHERE job_id = %s", (job["id"],))
+                updates = cur.fetchone()["n"]
+            state_changes = 1 + final["total_steps"] + 1
+            bound = seconds / interval + state_changes + 2
+            print(f"{name:<10} {n_jobs:>6} {final['total_episodes']:>8} {seconds:>8.1f} {updates:>8} "
+                  f"{bound:>6.0f}  {final['status']}", flush=True)
+        db.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--candles", type=int, default=10_000)
@@ -71,6 +130,8 @@ def main() -> None:
     parser.add_argument("--strategy", default="liquidity_sweep", choices=sorted(GRIDS))
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--optimizers", default="grid,random,bayesian")
+    parser.add_argument("--no-jobs", action="store_true", help="skip the whole jobs on a scratch database")
+    parser.add_argument("--interval", type=float, default=1.0, help="progress interval of those jobs (s)")
     args = parser.parse_args()
     candles = synthetic_candles(args.candles, seed=1)
     print(f"{args.strategy} on {args.candles:,} candles, {args.iterations} iterations, "
@@ -86,6 +147,8 @@ def main() -> None:
                   f"{row['backtests']:>10.2f} {row['optimizer']:>11.3f} "
                   f"{1000 * row['optimizer'] / row['episodes']:>9.2f} {100 * row['outside']:>9.1f} "
                   f"{speed_up:>7.2f}x {row['load']:>5.2f}", flush=True)
+    if not args.no_jobs:
+        updates_per_job(args.candles, args.interval)
 
 if __name__ == "__main__":
     main()

@@ -19,11 +19,10 @@ import subprocess
 import sys
 import time
 import uuid
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 
-from trad.db import upgrade
+from scratch import ADMIN_URL, scratch_database
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -226,15 +225,6 @@ async def cycle_clients(server: Server, cycles: int, wave: int = 100) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def scratch_database(admin_url: str) -> tuple[str, str]:
-    name = f"trad_bench_{uuid.uuid4().hex[:8]}"
-    conn = psycopg2.connect(admin_url)
-    conn.autocommit = True
-    conn.cursor().execute(f'CREATE DATABASE "{name}"')
-    conn.close()
-    return name, urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
-
-
 def db_connections(url: str) -> int:
     conn = psycopg2.connect(url)
     with conn.cursor() as cur:
@@ -242,13 +232,6 @@ def db_connections(url: str) -> int:
         count = cur.fetchone()[0]
     conn.close()
     return count
-
-
-def drop_database(admin_url: str, name: str) -> None:
-    conn = psycopg2.connect(admin_url)
-    conn.autocommit = True
-    conn.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    conn.close()
 
 
 def report(n: int, result: dict, baseline: dict) -> None:
@@ -269,22 +252,24 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=[1000, 5000])
     parser.add_argument("--updates", type=int, default=20)
     parser.add_argument("--cycles", type=int, default=10_000)
-    parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--admin-url", default=ADMIN_URL)
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    name, url = scratch_database(args.admin_url)
-    server = None
+    with scratch_database(args.admin_url) as url:
+        run(url, args)
+
+
+def run(url: str, args: argparse.Namespace) -> None:
+    conn = psycopg2.connect(url)
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO training_jobs (job_name, strategy, symbol, timeframe, optimizer) "
+                    "VALUES ('bench', 'sma_crossover', 'BENCH', '5m', 'grid') RETURNING id")
+        job_id = cur.fetchone()[0]
+    conn.commit()
+    conn.close()
+    server = Server(url)
     try:
-        upgrade(url)
-        conn = psycopg2.connect(url)
-        with conn.cursor() as cur:
-            cur.execute("INSERT INTO training_jobs (job_name, strategy, symbol, timeframe, optimizer) "
-                        "VALUES ('bench', 'sma_crossover', 'BENCH', '5m', 'grid') RETURNING id")
-            job_id = cur.fetchone()[0]
-        conn.commit()
-        conn.close()
-        server = Server(url)
         time.sleep(1)
         baseline = proc_stats(server.worker_pid)
         print(f"web worker at rest: RSS {baseline['rss_kb'] / 1024:.0f} MB, threads {baseline['threads']}, "
@@ -300,11 +285,9 @@ def main() -> None:
               f"the closed streams were gone: fds {before['fds']} → {after['fds']}, threads "
               f"{before['threads']} → {after['threads']}, RSS {before['rss_kb'] / 1024:.0f} → "
               f"{after['rss_kb'] / 1024:.0f} MB; database connections of the web process "
-              f"{db_connections(url)} (pool of 20 + listener)")
+              f"{db_connections(url)} (at most 5 idle in the pool + the listener)")
     finally:
-        if server is not None:
-            server.stop()
-        drop_database(args.admin_url, name)
+        server.stop()
 
 
 if __name__ == "__main__":
