@@ -6,7 +6,8 @@ import time
 from typing import Any, Callable
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, every: float = 0.1) -> Any:
+def wait_for(predicate: Callable[[], Any], timeout: float, every: float = 0.1,
+             what: str = "condition") -> Any:
     """Poll until `predicate()` is truthy; returns its value."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -14,7 +15,7 @@ def wait_for(predicate: Callable[[], Any], timeout: float, every: float = 0.1) -
         if value:
             return value
         time.sleep(every)
-    raise AssertionError(f"condition not met within {timeout} s")
+    raise AssertionError(f"{what} not met within {timeout} s")
 
 
 def job_row(db: Any, job_id: int) -> dict:

@@ -8,11 +8,12 @@ import os
 import subprocess
 import time
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Iterator
 
 import pytest
 
-from trad.store.jobs import get_job
+from tests.polling import job_row as row
+from tests.polling import wait_for
 
 # Exactly how .ci/run starts Redis: no persistence, so a restart loses everything it held.
 REDIS_START = ["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379",
@@ -20,22 +21,6 @@ REDIS_START = ["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::
                "--logfile", "/var/log/redis/ci.log"]
 LOCK_PATH = "/tmp/trad-reliability-services.lock"
 OTHER_RUNS_PATIENCE = 180.0  # seconds to wait for other test runs before giving up the restart
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, every: float = 0.1, what: str = "condition") -> Any:
-    """Poll until `predicate()` is truthy; returns its value."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"{what} not met within {timeout} s")
-
-
-def row(db, job_id: int) -> dict | None:
-    with db.connection() as conn:
-        return get_job(conn, job_id)
 
 
 def finished_row(db, job_id: int, timeout: float) -> dict:
