@@ -101,3 +101,14 @@ def test_arbitrary_text_parses_or_fails_cleanly(lines):
     except InvalidInput:
         return
     assert list(frame.columns) == ["timestamp", "open", "high", "low", "close", "volume"]
+
+
+@pytest.mark.parametrize("stray, unit", [("1700000120000", "seconds"), ("1700000120", "milliseconds")])
+def test_a_unix_time_in_another_unit_is_named_by_its_line(stray, unit):
+    step = 60 if unit == "seconds" else 60_000
+    start = 1_700_000_000 if unit == "seconds" else 1_700_000_000_000
+    lines = ["timestamp,open,high,low,close,volume"] + [f"{start + step * i},1,2,0.5,1.5,10" for i in range(6)]
+    lines[4] = f"{stray},1,2,0.5,1.5,10"  # file line 5
+    with pytest.raises(InvalidInput, match=f"line 5: timestamp '{stray}' is not in the unit of the file's "
+                                           f"other Unix times \\({unit}\\)"):
+        read_candles_csv(io.StringIO("\n".join(lines)))

@@ -129,6 +129,11 @@ def _parse_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """Convert and check every row; the first bad one raises with its line number."""
     out = pd.DataFrame(index=frame.index)
     out["timestamp"] = parse_timestamps(frame["timestamp"])
+    numbers = pd.to_numeric(frame["timestamp"].astype(str).str.strip(), errors="coerce")
+    if 2 * int(numbers.notna().sum()) >= len(numbers):  # a file of Unix times
+        unit, off_unit = epoch_unit(numbers)
+        _fail_on(off_unit & out["timestamp"].isna(), frame, "timestamp",
+                 f"is not in the unit of the file's other Unix times ({UNIT_NAMES[unit]})")
     _fail_on(out["timestamp"].isna(), frame, "timestamp", "is not a Unix time or an ISO 8601 date")
     for column in COLUMNS[1:]:
         values = pd.to_numeric(frame[column].str.strip(), errors="coerce")
@@ -159,25 +164,29 @@ def parse_timestamps(values: pd.Series) -> pd.Series:
 
     The kind most rows have (the first row's on a tie) is the file's: the rows of the other
     kind are the bad ones — a lone number among dates is an error, not 1970, and a blank
-    among numbers is an error on its own line.
+    among numbers is an error on its own line. Likewise the epoch unit is that of the median
+    number, and a number of another magnitude (milliseconds among seconds) is NaT, so it is
+    an error on its own line instead of a guess that shifts every other row.
     """
     stripped = values.astype(str).str.strip()
     numbers = pd.to_numeric(stripped, errors="coerce")
     numeric = numbers.notna()
     if len(numbers) and (2 * int(numeric.sum()) > len(numbers)
                          or (2 * int(numeric.sum()) == len(numbers) and numeric.iloc[0])):
-        unit = _epoch_unit(float(numbers[numeric].abs().max()))
-        return pd.to_datetime(numbers, unit=unit, utc=True, errors="coerce")
+        unit, off_unit = epoch_unit(numbers)
+        return pd.to_datetime(numbers.where(~off_unit), unit=unit, utc=True, errors="coerce")
     parsed = pd.to_datetime(stripped, utc=True, errors="coerce", format="ISO8601")
     return parsed.where(~numeric)
 
 
-def _epoch_unit(largest: float) -> str:
-    """Guess the epoch unit from the magnitude of the largest value."""
-    if largest < 1e11:
-        return "s"
-    if largest < 1e14:
-        return "ms"
-    if largest < 1e17:
-        return "us"
-    return "ns"
+EPOCH_UNITS = ("s", "ms", "us", "ns")
+UNIT_NAMES = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}
+_UNIT_BOUNDS = (1e11, 1e14, 1e17)  # below 1e11 seconds reach the year 5138
+
+
+def epoch_unit(numbers: pd.Series) -> tuple[str, pd.Series]:
+    """The epoch unit of the median magnitude, and which numbers are of another magnitude."""
+    magnitudes = numbers.abs()
+    classes = pd.Series(np.digitize(magnitudes.fillna(0).to_numpy(), _UNIT_BOUNDS), index=numbers.index)
+    unit = int(np.digitize([float(magnitudes.median())], _UNIT_BOUNDS)[0])
+    return EPOCH_UNITS[unit], numbers.notna() & (classes != unit)
