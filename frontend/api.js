@@ -23,6 +23,19 @@ export function getToken() {
 export function setToken(token) {
   if (token) localStorage.setItem(TOKEN_KEY, token);
   else localStorage.removeItem(TOKEN_KEY);
+  shareTokenWithLinks();
+}
+
+/**
+ * Pages the browser opens by itself (the /rq link) cannot send a header: the token also
+ * travels as the `trad_token` cookie, same-site only (no other site's page can use it).
+ */
+export function shareTokenWithLinks() {
+  const token = getToken();
+  const secure = location.protocol === "https:" ? "; Secure" : "";
+  document.cookie = token
+    ? `trad_token=${encodeURIComponent(token)}; Path=/; SameSite=Strict${secure}`
+    : "trad_token=; Path=/; Max-Age=0; SameSite=Strict";
 }
 
 /** Called (once per request) when the server answers 401: the page asks for a token. */

@@ -1,6 +1,6 @@
 // The dashboard: wires the components to the API, the job stream and the address (#/jobs/<id>).
 
-import { api, getToken, onUnauthorized, openJobStream, setToken } from "./api.js";
+import { api, getToken, onUnauthorized, openJobStream, setToken, shareTokenWithLinks } from "./api.js";
 import { BatchPanel } from "./batch-panel.js";
 import { h, replaceChildren } from "./dom.js";
 import { HealthStatus } from "./health-status.js";
@@ -111,6 +111,7 @@ async function refreshSymbols() {
 }
 
 function start() {
+  shareTokenWithLinks();
   openStream();
   route();
   list.load();

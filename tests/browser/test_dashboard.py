@@ -232,6 +232,16 @@ def test_a_protected_server_asks_for_the_token_once_and_remembers_it(page, env, 
         expect(page.locator("#live .live")).to_have_attribute("data-state", "live")
         expect(page.get_by_role("dialog")).to_be_hidden()
         expect(page.locator("form.job-form").get_by_label("Strategy")).to_be_visible()
+        with page.expect_navigation():
+            page.get_by_role("link", name="RQ dashboard").click()
+        expect(page.locator("body")).to_contain_text("Queues")  # rq-dashboard, let in by the page's cookie
+        page.go_back()
+        with page.console_errors.expect(r"status of 401"):
+            page.locator(".token-menu summary").click()
+            page.get_by_role("button", name="Forget token").click()
+            expect(page.get_by_role("dialog")).to_contain_text("requires an access token")
+            response = page.goto(f"{protected.url}/rq")
+            assert response.status == 401, "the cookie went with the token"
     finally:
         page.goto("about:blank")  # close the stream before its server goes
         kill(protected)

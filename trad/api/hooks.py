@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import json
+from urllib.parse import unquote
 
 from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -45,7 +46,10 @@ def presented_token() -> str | None:
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    return request.cookies.get(TOKEN_COOKIE) or request.args.get(TOKEN_QUERY) or None
+    cookie = request.cookies.get(TOKEN_COOKIE)
+    if cookie:
+        return unquote(cookie)  # the page writes it with encodeURIComponent
+    return request.args.get(TOKEN_QUERY) or None
 
 
 def check_token() -> None:

@@ -21,6 +21,8 @@ def register(app: Flask) -> None:
     app.add_url_rule("/", "dashboard", dashboard)
     app.add_url_rule("/docs", "docs", docs)
     app.add_url_rule("/openapi.json", "openapi_json", openapi_json)
+    # rq-dashboard's pages ask the app's static folder for favicon.ico: give them ours.
+    app.add_url_rule("/static/favicon.ico", "favicon", favicon)
 
 
 def dashboard():
@@ -28,6 +30,11 @@ def dashboard():
     if (FRONTEND_DIR / "index.html").is_file():
         return send_from_directory(FRONTEND_DIR, "index.html")
     return PLACEHOLDER
+
+
+def favicon():
+    """The dashboard's icon, for pages that ask for /static/favicon.ico."""
+    return send_from_directory(FRONTEND_DIR, "favicon.svg", mimetype="image/svg+xml")
 
 
 def docs():
