@@ -112,3 +112,25 @@ def test_a_unix_time_in_another_unit_is_named_by_its_line(stray, unit):
     with pytest.raises(InvalidInput, match=f"line 5: timestamp '{stray}' is not in the unit of the file's "
                                            f"other Unix times \\({unit}\\)"):
         read_candles_csv(io.StringIO("\n".join(lines)))
+
+
+HEADER = "timestamp,open,high,low,close,volume"
+ROWS = [f"{1_700_000_000 + 60 * i},1,2,0.5,1.5,10" for i in range(5)]
+
+
+@pytest.mark.parametrize("lines, line", [
+    ([HEADER, ROWS[0] + ",99"] + ROWS[1:], 2),           # a stray field in the first row
+    ([HEADER] + [row + ",99" for row in ROWS], 2),        # every row one field longer than the header
+    ([HEADER] + ROWS[:3] + [ROWS[3] + ",7"] + ROWS[4:], 5),
+    ([ROWS[0] + ",99"] + ROWS[1:], 1),                    # no header: the first row sets the width
+    (ROWS[:2] + [ROWS[2] + ",7"] + ROWS[3:], 3),
+])
+def test_a_row_with_extra_fields_is_named_by_its_line_never_shifted(lines, line):
+    with pytest.raises(InvalidInput, match=f"^line {line}: "):
+        parse("\n".join(lines))
+
+
+@pytest.mark.parametrize("lines", [[HEADER + ","] + [row + "," for row in ROWS], [row + "," for row in ROWS]])
+def test_a_trailing_comma_on_every_line_is_fine(lines):
+    frame = parse("\n".join(lines))
+    assert len(frame) == 5 and frame["volume"].tolist() == [10.0] * 5

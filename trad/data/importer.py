@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import warnings
 from pathlib import Path
 from typing import IO
 
@@ -49,13 +50,25 @@ def read_candles_csv(source: str | Path | IO[str]) -> pd.DataFrame:
         raise InvalidInput.field("file", "the file is empty")
     has_header = _looks_like_header(lines[0])
     try:
-        raw = pd.read_csv(io.StringIO(text), header=0 if has_header else None, dtype=str,
-                          keep_default_na=False, skip_blank_lines=False)
+        # index_col=False: pandas would otherwise take the first column of rows longer than
+        # the header as their index, shifting every other column; such rows are found below.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", pd.errors.ParserWarning)
+            raw = pd.read_csv(io.StringIO(text), header=0 if has_header else None, dtype=str,
+                              keep_default_na=False, skip_blank_lines=False, index_col=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         where = _parser_error_line(str(exc))
         raise InvalidInput(f"{where}: {exc}", [{"field": where, "issue": str(exc)}]) from None
+    if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
+        _fail_on_extra_fields(text, len(raw.columns), has_header)
     raw = raw.fillna("")
     first_line = 2 if has_header else 1
+    if not has_header and raw.shape[1] > len(COLUMNS):
+        extra = (raw.iloc[:, len(COLUMNS):].apply(lambda column: column.str.strip()) != "").any(axis=1)
+        if extra.any():
+            line = first_line + int(np.flatnonzero(extra.to_numpy())[0])
+            issue = f"more than the {len(COLUMNS)} fields of a file without a header ({', '.join(COLUMNS)})"
+            raise InvalidInput(f"line {line}: {issue}", [{"field": f"line {line}", "issue": issue}])
     columns = _map_columns(list(raw.columns), has_header)
     frame = raw[[columns[c] for c in COLUMNS]].copy()
     frame.columns = list(COLUMNS)
@@ -64,6 +77,19 @@ def read_candles_csv(source: str | Path | IO[str]) -> pd.DataFrame:
     if frame.empty:
         raise InvalidInput.field("file", "no candles in the file")
     return _parse_rows(frame)
+
+
+def _fail_on_extra_fields(text: str, width: int, has_header: bool) -> None:
+    """Raise for the first row with more fields than the header (or the first row) that are not
+    blank; blank extra fields (a trailing comma on every line) are let through."""
+    reader = csv.reader(io.StringIO(text))
+    for row in reader:
+        if has_header and reader.line_num == 1:
+            continue
+        if len(row) > width and any(field.strip() for field in row[width:]):
+            issue = f"{len(row)} fields, but the {'header has' if has_header else 'first row has'} {width}"
+            raise InvalidInput(f"line {reader.line_num}: {issue}",
+                               [{"field": f"line {reader.line_num}", "issue": issue}])
 
 
 def _parser_error_line(message: str) -> str:
@@ -87,10 +113,14 @@ def _read_text(source: str | Path | IO[str]) -> str:
 
 
 def _looks_like_header(line: str) -> bool:
-    """A first line is a header unless every field reads as a number or a date."""
+    """A first line is a header unless every field (trailing blank ones aside: a trailing
+    comma) reads as a number or a date."""
     if not line.strip():
         raise InvalidInput.field("line 1", "is empty; expected a header or a candle")
-    for field in next(csv.reader([line])):
+    fields = next(csv.reader([line]))
+    while fields and not fields[-1].strip():
+        fields.pop()
+    for field in fields:
         field = field.strip()
         if not field:
             return True
