@@ -4,8 +4,8 @@ token and works with it; the comparison is constant-time; the token never reache
 server binds 127.0.0.1 unless TRAD_HOST says otherwise.
 
 Health and strategies stay behind the token too: health names the workers and the job each one
-runs. Only the dashboard page, its static files, /docs and /openapi.json are open: they hold no
-job data (the page asks for the token before it loads any).
+runs. Only the dashboard page, its static files and icon, /docs and /openapi.json are open:
+they hold no job data (the page asks for the token before it loads any).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from trad.jobs.queue import enqueue_run, new_run_id, training_queue
 
 TOKEN = "tok-9f8e7d6c5b4a39281706f5e4d3c2b1a0"
 WRONG = "tok-00000000000000000000000000000000"
-PUBLIC = re.compile(r"^/$|^/openapi\.json$|^/docs(/|$)|^/static/")
+PUBLIC = re.compile(r"^/$|^/favicon\.ico$|^/openapi\.json$|^/docs(/|$)|^/static/")
 JOBS = "/api/v1/training-jobs"
 
 
@@ -129,7 +129,7 @@ def send(client, method: str, url: str, how: dict):
 def test_the_open_pages_hold_no_job_data(guarded_app, make_job, clean_db):
     job = make_job(job_name="secret-job-name-4711")
     client = guarded_app.test_client()
-    for url in ("/", "/openapi.json", "/docs/", "/static/app.js"):
+    for url in ("/", "/favicon.ico", "/openapi.json", "/docs/", "/static/app.js"):
         response = client.get(url)
         assert response.status_code == 200, url
         assert "secret-job-name-4711" not in response.get_data(as_text=True)

@@ -21,8 +21,10 @@ def register(app: Flask) -> None:
     app.add_url_rule("/", "dashboard", dashboard)
     app.add_url_rule("/docs", "docs", docs)
     app.add_url_rule("/openapi.json", "openapi_json", openapi_json)
-    # rq-dashboard's pages ask the app's static folder for favicon.ico: give them ours.
-    app.add_url_rule("/static/favicon.ico", "favicon", favicon)
+    # Browsers ask for /favicon.ico on pages without an icon (a 401 from /rq), and
+    # rq-dashboard's pages ask the app's static folder for it: give them ours.
+    app.add_url_rule("/favicon.ico", "favicon", favicon)
+    app.add_url_rule("/static/favicon.ico", "static_favicon", favicon)
 
 
 def dashboard():
