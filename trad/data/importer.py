@@ -57,18 +57,14 @@ def read_candles_csv(source: str | Path | IO[str]) -> pd.DataFrame:
             raw = pd.read_csv(io.StringIO(text), header=0 if has_header else None, dtype=str,
                               keep_default_na=False, skip_blank_lines=False, index_col=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        where = _parser_error_line(str(exc))
-        raise InvalidInput(f"{where}: {exc}", [{"field": where, "issue": str(exc)}]) from None
-    if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
-        _fail_on_extra_fields(text, len(raw.columns), has_header)
+        raise _located(_parser_error_line(str(exc)), str(exc)) from None
+    # Rows longer than the header (pandas warns), or a first row longer than the six columns of
+    # a file without one (pandas takes its width), may only add blank fields.
+    width = len(raw.columns) if has_header else len(COLUMNS)
+    if raw.shape[1] > width or any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
+        _fail_on_extra_fields(text, width, has_header)
     raw = raw.fillna("")
     first_line = 2 if has_header else 1
-    if not has_header and raw.shape[1] > len(COLUMNS):
-        extra = (raw.iloc[:, len(COLUMNS):].apply(lambda column: column.str.strip()) != "").any(axis=1)
-        if extra.any():
-            line = first_line + int(np.flatnonzero(extra.to_numpy())[0])
-            issue = f"more than the {len(COLUMNS)} fields of a file without a header ({', '.join(COLUMNS)})"
-            raise InvalidInput(f"line {line}: {issue}", [{"field": f"line {line}", "issue": issue}])
     columns = _map_columns(list(raw.columns), has_header)
     frame = raw[[columns[c] for c in COLUMNS]].copy()
     frame.columns = list(COLUMNS)
@@ -80,16 +76,21 @@ def read_candles_csv(source: str | Path | IO[str]) -> pd.DataFrame:
 
 
 def _fail_on_extra_fields(text: str, width: int, has_header: bool) -> None:
-    """Raise for the first row with more fields than the header (or the first row) that are not
-    blank; blank extra fields (a trailing comma on every line) are let through."""
+    """Raise for the first row with non-blank fields beyond `width`; blank extra fields (a
+    trailing comma on every line) are let through."""
+    expected = f"the header has {width}" if has_header \
+        else f"a file without a header has {width} ({', '.join(COLUMNS)})"
     reader = csv.reader(io.StringIO(text))
     for row in reader:
         if has_header and reader.line_num == 1:
             continue
         if len(row) > width and any(field.strip() for field in row[width:]):
-            issue = f"{len(row)} fields, but the {'header has' if has_header else 'first row has'} {width}"
-            raise InvalidInput(f"line {reader.line_num}: {issue}",
-                               [{"field": f"line {reader.line_num}", "issue": issue}])
+            raise _located(f"line {reader.line_num}", f"{len(row)} fields, but {expected}")
+
+
+def _located(where: str, issue: str) -> InvalidInput:
+    """The error of one place of the file (`line N`, or `file`)."""
+    return InvalidInput(f"{where}: {issue}", [{"field": where, "issue": issue}])
 
 
 def _parser_error_line(message: str) -> str:
@@ -158,11 +159,9 @@ def _map_columns(names: list, has_header: bool) -> dict[str, object]:
 def _parse_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """Convert and check every row; the first bad one raises with its line number."""
     out = pd.DataFrame(index=frame.index)
-    out["timestamp"] = parse_timestamps(frame["timestamp"])
-    numbers = pd.to_numeric(frame["timestamp"].astype(str).str.strip(), errors="coerce")
-    if 2 * int(numbers.notna().sum()) >= len(numbers):  # a file of Unix times
-        unit, off_unit = epoch_unit(numbers)
-        _fail_on(off_unit & out["timestamp"].isna(), frame, "timestamp",
+    out["timestamp"], unit, off_unit = parse_timestamps(frame["timestamp"])
+    if unit is not None:
+        _fail_on(off_unit, frame, "timestamp",
                  f"is not in the unit of the file's other Unix times ({UNIT_NAMES[unit]})")
     _fail_on(out["timestamp"].isna(), frame, "timestamp", "is not a Unix time or an ISO 8601 date")
     for column in COLUMNS[1:]:
@@ -184,13 +183,12 @@ def _parse_rows(frame: pd.DataFrame) -> pd.DataFrame:
 def _fail_on(bad: pd.Series, frame: pd.DataFrame, column: str, issue: str) -> None:
     if bad.any():
         line = int(bad[bad].index[0])
-        value = frame.at[line, column]
-        raise InvalidInput(f"line {line}: {column} {value!r} {issue}",
-                           [{"field": f"line {line}", "issue": f"{column} {value!r} {issue}"}])
+        raise _located(f"line {line}", f"{column} {frame.at[line, column]!r} {issue}")
 
 
-def parse_timestamps(values: pd.Series) -> pd.Series:
-    """UTC timestamps from Unix s/ms/µs/ns numbers or ISO text; unparseable → NaT.
+def parse_timestamps(values: pd.Series) -> tuple[pd.Series, str | None, pd.Series]:
+    """UTC timestamps from Unix s/ms/µs/ns numbers or ISO text, unparseable → NaT; the epoch
+    unit (None for dates) and which values are Unix times in another unit (NaT too).
 
     The kind most rows have (the first row's on a tie) is the file's: the rows of the other
     kind are the bad ones — a lone number among dates is an error, not 1970, and a blank
@@ -203,10 +201,10 @@ def parse_timestamps(values: pd.Series) -> pd.Series:
     numeric = numbers.notna()
     if len(numbers) and (2 * int(numeric.sum()) > len(numbers)
                          or (2 * int(numeric.sum()) == len(numbers) and numeric.iloc[0])):
-        unit, off_unit = epoch_unit(numbers)
-        return pd.to_datetime(numbers.where(~off_unit), unit=unit, utc=True, errors="coerce")
+        unit, off_unit = _epoch_unit(numbers)
+        return pd.to_datetime(numbers.where(~off_unit), unit=unit, utc=True, errors="coerce"), unit, off_unit
     parsed = pd.to_datetime(stripped, utc=True, errors="coerce", format="ISO8601")
-    return parsed.where(~numeric)
+    return parsed.where(~numeric), None, pd.Series(False, index=values.index)
 
 
 EPOCH_UNITS = ("s", "ms", "us", "ns")
@@ -214,7 +212,7 @@ UNIT_NAMES = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": 
 _UNIT_BOUNDS = (1e11, 1e14, 1e17)  # below 1e11 seconds reach the year 5138
 
 
-def epoch_unit(numbers: pd.Series) -> tuple[str, pd.Series]:
+def _epoch_unit(numbers: pd.Series) -> tuple[str, pd.Series]:
     """The epoch unit of the median magnitude, and which numbers are of another magnitude."""
     magnitudes = numbers.abs()
     classes = pd.Series(np.digitize(magnitudes.fillna(0).to_numpy(), _UNIT_BOUNDS), index=numbers.index)
