@@ -102,6 +102,19 @@ def env(settings: Settings) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
+def app(settings: Settings):
+    """One Flask app for the session, like one web process (the API and bad-input tests)."""
+    from trad.api import create_app
+    from trad.api.services import services
+
+    app = create_app(settings)
+    app.config["TESTING"] = True
+    yield app
+    with app.app_context():
+        services().close()
+
+
+@pytest.fixture(scope="session")
 def db(pg_url: str):
     """A pool on the session's database."""
     database = Database(pg_url)

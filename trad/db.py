@@ -139,7 +139,7 @@ class Database:
                 leave_to_parent(idle)
                 return
         for conn in idle:
-            _close_quietly(conn)
+            close_quietly(conn)
 
     def _adopt_after_fork(self) -> None:
         """In a forked child (under the lock): leave the parent's connections alone, start afresh."""
@@ -169,7 +169,7 @@ class Database:
                 dead = True
             if not dead:
                 return conn
-            _close_quietly(conn)
+            close_quietly(conn)
 
     def _check_in(self, conn: psycopg2.extensions.connection, broken: bool, generation: int) -> None:
         idle = not broken and not conn.closed \
@@ -181,10 +181,11 @@ class Database:
                     self._idle.append(conn)
                     return
         if self._pid == os.getpid():
-            _close_quietly(conn)
+            close_quietly(conn)
 
 
-def _close_quietly(conn: psycopg2.extensions.connection) -> None:
+def close_quietly(conn: psycopg2.extensions.connection) -> None:
+    """Close a connection that may already be broken, ignoring errors."""
     try:
         conn.close()
     except psycopg2.Error:

@@ -9,16 +9,6 @@ from trad.api.services import services
 from trad.jobs.queue import training_queue
 
 
-@pytest.fixture(scope="session")
-def app(settings):
-    """One app for the session, like one web process."""
-    app = create_app(settings)
-    app.config["TESTING"] = True
-    yield app
-    with app.app_context():
-        services().close()
-
-
 def forget_runs(redis, settings) -> None:
     """Empty the session's queue and drop its stop flags: job ids restart with every emptied table."""
     training_queue(redis, settings).empty()

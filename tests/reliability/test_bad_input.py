@@ -179,22 +179,10 @@ def test_the_job_request_accepts_or_raises_only_validation_errors(body):
         assert validation_details(exc)
 
 
-@pytest.fixture(scope="module")
-def wsgi_app(settings):
-    from trad.api import create_app
-    from trad.api.services import services
-
-    app = create_app(settings)
-    app.config["TESTING"] = True
-    yield app
-    with app.app_context():
-        services().close()
-
-
 @pytest.mark.slow
-def test_arbitrary_json_to_the_api_is_created_or_refused_in_shape(wsgi_app, candles_of, clean_db, redis, settings):
+def test_arbitrary_json_to_the_api_is_created_or_refused_in_shape(app, candles_of, clean_db, redis, settings):
     candles_of("SYN", 3_000)
-    client, statuses = wsgi_app.test_client(), Counter()
+    client, statuses = app.test_client(), Counter()
 
     @hsettings(max_examples=200, **HYPOTHESIS)
     @given(near_valid_requests(), st.sampled_from([JOBS, "/api/v1/training/train-all"]))

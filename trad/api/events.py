@@ -26,7 +26,7 @@ from typing import Any, Iterable
 
 import psycopg2
 
-from trad.db import connect, readable
+from trad.db import close_quietly, connect, readable
 from trad.store import json_safe
 from trad.store.jobs import TERMINAL_STATUSES
 
@@ -274,10 +274,7 @@ class Broadcaster:
                 failures = self._pause(failures, exc)
             finally:
                 self.connected.clear()
-                try:
-                    conn.close()
-                except psycopg2.Error:
-                    pass
+                close_quietly(conn)
 
     def _nudge(self) -> None:
         turn = 0

@@ -27,7 +27,7 @@ from typing import Any, Callable, Mapping
 import psycopg2
 import psycopg2.errors
 
-from trad.db import connect, leave_to_parent
+from trad.db import close_quietly, connect, leave_to_parent
 from trad.errors import Cancelled
 from trad.store import jobs as job_store
 from trad.store.logs import insert_logs
@@ -335,10 +335,7 @@ class ProgressCallback:
     def _drop_connection(self, exc: Exception | None) -> None:
         conn, self._conn = self._conn, None
         if conn is not None and self._pid == os.getpid():
-            try:
-                conn.close()
-            except psycopg2.Error:
-                pass
+            close_quietly(conn)
         if exc is None:
             return
         self.failed_writes += 1

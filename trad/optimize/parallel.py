@@ -128,7 +128,7 @@ class ProcessRunner:
 
     def __exit__(self, exc_type: Any, *exc_info: Any) -> None:
         if exc_type is None and not self.busy:
-            self._shut_down(grace=CANCEL_GRACE)
+            self._shut_down()
         else:
             self.cancel()
 
@@ -158,21 +158,21 @@ class ProcessRunner:
     def cancel(self) -> None:
         """Stop everything: signal workers, drop queued episodes, terminate stragglers."""
         self._cancel_event.set()
-        self._shut_down(grace=CANCEL_GRACE)
+        self._shut_down()
 
-    def _shut_down(self, grace: float) -> None:
+    def _shut_down(self) -> None:
         if self._closed:
             return
         self._closed = True
         for worker in self._workers:
             worker.stop()
-        deadline = time.monotonic() + grace
+        deadline = time.monotonic() + CANCEL_GRACE
         for worker in self._workers:
             worker.process.join(max(0.0, deadline - time.monotonic()))
         for worker in self._workers:
             if worker.process.is_alive():
                 worker.process.terminate()
-                worker.process.join(grace)
+                worker.process.join(CANCEL_GRACE)
             worker.connection.close()
             worker.episodes.clear()
 
