@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from skopt.learning.gaussian_process.kernels import WhiteKernel
 from skopt.space import Categorical, Integer, Real
 from skopt.utils import cook_estimator
 
-from trad.optimize.surrogate import CandidateGP, CandidatePool, default_kernel
+from trad.optimize.surrogate import CandidateGP, CandidatePool, TabledSpace, default_kernel
 
 MIXED = [Integer(0, 19), Integer(0, 6), Real(0.0, 1.0), Categorical([0, 1, 2]), Integer(0, 47)]
 
@@ -64,6 +65,31 @@ def test_fit_and_predict_match_scikit_optimize():
     np.testing.assert_allclose(mean, expected_mean, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(std, expected_std, rtol=1e-4)
     np.testing.assert_allclose(model.covariance(candidates, X), model.kernel_(candidates, X), atol=1e-12)
+
+
+def test_the_tabled_transform_is_scikit_optimizes():
+    dimensions = MIXED + [Categorical([0, 1]), Categorical(["low", "high", "mid"]), Integer(5, 9)]
+    space = Optimizer(dimensions, base_estimator="GP", random_state=0).space
+    tabled = TabledSpace(space)
+    assert [table is None for table in tabled.tables] == [False, False, True, False, False, False, True, False]
+    points = space.rvs(300, random_state=4)
+    np.testing.assert_array_equal(tabled.transform(points), space.transform(points))
+    np.testing.assert_array_equal(tabled.transform(np.asarray(points, dtype=object)[:7].tolist()),
+                                  space.transform(points[:7]))
+
+
+def test_tabled_draws_are_uniform_over_the_grid_and_respect_the_constraint():
+    space = Optimizer([Integer(0, 4), Real(2.0, 3.0), Categorical([0, 1, 2])], base_estimator="GP",
+                      random_state=0, space_constraint=lambda row: row[0] != 3).space
+    tabled = TabledSpace(space)
+    points = tabled.rvs(8000, random_state=5)
+    assert points == tabled.rvs(8000, random_state=5) and len(points) == 8000
+    counts = Counter(point[0] for point in points)
+    assert set(counts) == {0, 1, 2, 4}
+    assert all(1800 < count < 2200 for count in counts.values())  # ends as likely as the middle
+    assert all(2.0 <= point[1] <= 3.0 for point in points)
+    assert Counter(point[2] for point in points).keys() == {0, 1, 2}
+    assert tabled.transform(points).shape == space.transform(points).shape
 
 
 def test_other_kernels_take_the_inherited_paths():

@@ -192,7 +192,7 @@ class BayesianProposer:
     def _optimizer(self) -> Any:
         from skopt import Optimizer as SkoptOptimizer
 
-        from trad.optimize.surrogate import CandidateGP, default_kernel
+        from trad.optimize.surrogate import CandidateGP, TabledSpace, default_kernel
 
         estimator = CandidateGP(normalize_y=True, noise="gaussian",
                                 random_state=self.rng.randint(_SEED_RANGE))
@@ -203,6 +203,7 @@ class BayesianProposer:
                              acq_optimizer_kwargs={"n_points": self.search.n_points},
                              space_constraint=constraint, model_queue_size=1,
                              random_state=self.rng.randint(_SEED_RANGE))
+        opt.space = TabledSpace(opt.space)
         estimator.set_params(kernel=default_kernel(opt.space))
         return opt
 

@@ -27,6 +27,7 @@ from scipy.linalg import lapack
 from scipy.spatial.distance import cdist
 from scipy.special import ndtr
 from sklearn.gaussian_process.kernels import Product, Sum
+from sklearn.utils import check_random_state
 from skopt.learning import GaussianProcessRegressor
 from skopt.learning.gaussian_process.kernels import (
     ConstantKernel,
@@ -34,9 +35,75 @@ from skopt.learning.gaussian_process.kernels import (
     Matern,
     WhiteKernel,
 )
+from skopt.space import Categorical, Integer, Real, Space
 
 EI_XI = 0.01
+RVS_ROUNDS = 10_000
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+
+
+class TabledSpace(Space):
+    """A scikit-optimize Space made cheap for the ~1,000 candidates of every model fit.
+
+    - `transform` looks each grid value up in a table made once from its dimension's own
+      transform (same numbers; the row-by-row repacking took ~1.5 ms per 1,000 points).
+      Continuous dimensions keep their transform, applied to the whole column.
+    - `rvs` draws each column at once with the given random state: grid values uniformly
+      (scikit-optimize rounds a uniform draw on the normalised range, which gives the two end
+      values half the weight of the others), continuous values uniformly in their range.
+      The constraint filters the rows as scikit-optimize's does.
+    """
+
+    def __init__(self, space: Space) -> None:
+        super().__init__(space.dimensions, constraint=space.constraint)
+        self.tables = [_table(dimension) for dimension in self.dimensions]
+        self.drawable = all(table is not None or _is_uniform_real(dimension)
+                            for dimension, table in zip(self.dimensions, self.tables))
+
+    def rvs(self, n_samples: int = 1, random_state: Any = None) -> list[list[Any]]:
+        if not self.drawable:
+            return super().rvs(n_samples, random_state)
+        rng = check_random_state(random_state)
+        points: list[list[Any]] = []
+        for _ in range(RVS_ROUNDS):
+            columns = [rng.uniform(dimension.low, dimension.high, n_samples).tolist() if table is None
+                       else rng.randint(table[0], table[0] + len(table[1]), n_samples).tolist()
+                       for dimension, table in zip(self.dimensions, self.tables)]
+            rows = [list(row) for row in zip(*columns)]
+            if self.constraint is not None:
+                rows = [row for row in rows if self.constraint(row)]
+            points.extend(rows)
+            if len(points) >= n_samples:
+                return points[:n_samples]
+        raise RuntimeError("Could not find enough valid samples in constrained space.")
+
+    def transform(self, X: Any) -> Any:
+        if len(X) == 0:
+            return super().transform(X)
+        columns = []
+        for dimension, table, values in zip(self.dimensions, self.tables, zip(*X)):
+            if table is None:
+                columns.append(np.asarray(dimension.transform(list(values)), dtype=float).reshape(len(X), -1))
+            else:
+                offset, rows = table
+                columns.append(rows[np.rint(np.asarray(values, dtype=float)).astype(np.intp) - offset])
+        return np.hstack(columns)
+
+
+def _is_uniform_real(dimension: Any) -> bool:
+    return isinstance(dimension, Real) and dimension.prior == "uniform"
+
+
+def _table(dimension: Any) -> tuple[int, Any] | None:
+    """(lowest value, transformed rows of every value) of an Integer or a Categorical of 0…k−1."""
+    if isinstance(dimension, Integer):
+        values = list(range(int(dimension.low), int(dimension.high) + 1))
+    elif isinstance(dimension, Categorical) and list(dimension.categories) == list(range(len(dimension.categories))):
+        values = list(dimension.categories)
+    else:
+        return None
+    rows = np.asarray(dimension.transform(values), dtype=float).reshape(len(values), -1)
+    return values[0], rows
 
 
 def default_kernel(space: Any) -> Any:
@@ -76,8 +143,18 @@ class CandidateGP(GaussianProcessRegressor):
         """sklearn's log-marginal likelihood (and gradient in log-hyper-parameters) of `theta`."""
         if theta is None or len(theta) != self._fast_theta_size():
             return super().log_marginal_likelihood(theta, eval_gradient, clone_kernel)
-        return _matern_likelihood(np.asarray(theta, dtype=float), self.X_train_, self.y_train_,
+        return _matern_likelihood(np.asarray(theta, dtype=float), self._pair_squares(), self.y_train_,
                                   self.alpha, eval_gradient)
+
+    def _pair_squares(self) -> Any:
+        """The squared differences of every pair of training points, per dimension (n², d): computed
+        once per fit, for the 20–70 likelihood evaluations of its hyper-parameter search."""
+        cached = getattr(self, "_pairs", None)
+        if cached is None or cached[0] is not self.X_train_:
+            X = np.asarray(self.X_train_, dtype=float)
+            squares = (X[:, None, :] - X[None, :, :]) ** 2
+            cached = self._pairs = (self.X_train_, squares.reshape(len(X) ** 2, X.shape[1]))
+        return cached[1]
 
     def _fast_theta_size(self) -> int:
         """The size of theta when the fast likelihood applies, else −1 (checked once per kernel:
@@ -98,21 +175,22 @@ def _is_matern_with_noise(kernel: Any) -> bool:
     return not any(h.fixed for h in kernel.hyperparameters)
 
 
-def _matern_likelihood(theta: Any, X: Any, y: Any, jitter: float, eval_gradient: bool) -> Any:
-    """theta = log(constant, length scale(s), noise level); the formulas of sklearn's Matern ν=2.5."""
+def _matern_likelihood(theta: Any, pair_squares: Any, y: Any, jitter: float, eval_gradient: bool) -> Any:
+    """theta = log(constant, length scale(s), noise level); the formulas of sklearn's Matern ν=2.5.
+    `pair_squares` holds (x_ik − x_jk)² for every pair (i, j), one row per pair."""
     constant, length_scale, noise = np.exp(theta[0]), np.exp(theta[1:-1]), np.exp(theta[-1])
-    scaled = X / length_scale
-    squares = (scaled[:, None, :] - scaled[None, :, :]) ** 2
-    distance2 = squares @ np.ones(squares.shape[-1])
+    n = len(y)
+    inverse_square = np.broadcast_to(length_scale ** -2.0, pair_squares.shape[1:])
+    distance2 = (pair_squares @ inverse_square).reshape(n, n)
     root5_r = np.sqrt(5.0 * distance2)
     decay = np.exp(-root5_r)
     signal = constant * (1.0 + root5_r + root5_r ** 2 / 3.0) * decay
-    K = signal + (noise + jitter) * np.eye(len(X))
+    K = signal + (noise + jitter) * np.eye(n)
     lower, failed = lapack.dpotrf(K, lower=1, clean=1)
     if failed:
         return (-np.inf, np.zeros_like(theta)) if eval_gradient else -np.inf
     weights = lapack.dpotrs(lower, y, lower=1)[0]
-    value = -0.5 * y @ weights - np.log(np.diag(lower)).sum() - len(X) * _HALF_LOG_2PI
+    value = -0.5 * y @ weights - np.log(np.diag(lower)).sum() - n * _HALF_LOG_2PI
     if not eval_gradient:
         return value
     inverse = lapack.dpotri(lower, lower=1)[0]
@@ -122,7 +200,7 @@ def _matern_likelihood(theta: Any, X: Any, y: Any, jitter: float, eval_gradient:
     if length_scale.size == 1:
         by_length = [np.sum(slope * distance2)]
     else:
-        by_length = slope.reshape(-1) @ squares.reshape(len(X) ** 2, -1)
+        by_length = (slope.reshape(-1) @ pair_squares) * inverse_square
     gradient = [np.sum(inner * signal), *by_length, noise * np.trace(inner)]
     return value, 0.5 * np.asarray(gradient)
 
