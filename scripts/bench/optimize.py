@@ -28,6 +28,7 @@ import time
 
 from trad.data.synthetic import synthetic_candles
 from trad.optimize import BacktestEvaluator, build_search_space, make_optimizer
+from trad.optimize.space import iter_grid
 from trad.strategies import get_strategy
 
 GRIDS = {
@@ -68,6 +69,43 @@ def measure(name: str, strategy_name: str, candles, iterations: int, repeat: int
     load = os.getloadavg()[0]
     return {n_jobs: {**{key: statistics.median(run[key] for run in rows) for key in rows[0]}, "load": load}
             for n_jobs, rows in runs.items()}
+
+
+def machine_ceiling(strategy_name: str, candles, iterations: int, repeat: int) -> float:
+    """What two processes can do here at best: the grid's backtests run once in this process, then
+    split between two forked processes that start together and never talk (no pool, no pipes,
+    no optimizer); the median ratio of the two wall times over `repeat` alternating runs."""
+    import multiprocessing
+
+    space = build_search_space(get_strategy(strategy_name), GRIDS[strategy_name])
+    configs = list(iter_grid(space))[:iterations]
+    evaluator = BacktestEvaluator(candles, strategy_name, {}, "sharpe", 1)
+    context = multiprocessing.get_context("fork")
+
+    def backtests(chunk):
+        for params in chunk:
+            evaluator(params)
+
+    def child(chunk, go):
+        go.wait()
+        backtests(chunk)
+
+    ratios = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        backtests(configs)
+        one = time.perf_counter() - started
+        go = context.Event()
+        children = [context.Process(target=child, args=(configs[half::2], go)) for half in (0, 1)]
+        for process in children:
+            process.start()
+        time.sleep(0.2)
+        started = time.perf_counter()
+        go.set()
+        for process in children:
+            process.join()
+        ratios.append(one / (time.perf_counter() - started))
+    return statistics.median(ratios)
 
 
 AUDIT = """
@@ -147,6 +185,9 @@ def main() -> None:
                   f"{row['backtests']:>10.2f} {row['optimizer']:>11.3f} "
                   f"{1000 * row['optimizer'] / row['episodes']:>9.2f} {100 * row['outside']:>9.1f} "
                   f"{speed_up:>7.2f}x {row['load']:>5.2f}", flush=True)
+    ceiling = machine_ceiling(args.strategy, candles, args.iterations, args.repeat)
+    print(f"machine ceiling: the same {args.iterations} backtests split over two processes that never "
+          f"talk run {ceiling:.2f}x as fast as in one")
     if not args.no_jobs:
         updates_per_job(args.candles, args.interval)
 

@@ -12,8 +12,8 @@ import pytest
 from trad.errors import Cancelled
 from trad.optimize import BayesianSearch, GridSearch, RandomSearch, build_search_space
 
-from tests.optimize.toys import (Toy, bowl, broken, crash, paced, paced_bowl, quick_then_silent,
-                                 quick_then_slow)
+from tests.optimize.toys import (Toy, bowl, broken, crash, paced, paced_bowl, paced_process_id,
+                                 quick_then_silent, quick_then_slow)
 
 CONSTRAINT = Toy.constraint_violation
 
@@ -113,6 +113,14 @@ def test_candle_driven_calls_are_throttled():
     assert len(candle_calls) <= elapsed * 10 + 2
 
 
+def test_two_jobs_run_episodes_here_and_in_one_worker():
+    grid = GridSearch(space(ratio=0.2, mode="b", slow={"low": 30, "high": 40}), constraint=CONSTRAINT)
+    result = grid.run(paced_process_id, n_jobs=2)
+    ran_in = {int(e.score) for e in result.evaluations}
+    assert len(ran_in) == 2 and os.getpid() in ran_in
+    assert len(result.evaluations) == grid.total_episodes
+
+
 def test_bayesian_keeps_every_worker_busy():
     search = BayesianSearch(space(), n_iterations=14, seed=1, constraint=CONSTRAINT, n_initial_points=4)
     recorder = Recorder()
@@ -131,21 +139,28 @@ def test_cancel_from_the_job_callback_ends_the_run_promptly(n_jobs):
     grid = GridSearch(fast_choices(5, 10, 20, 25), constraint=CONSTRAINT)
     recorder = Recorder(cancel_when=lambda i, m: i >= 2 and any(
         e["candles_processed"] > 10 for e in m["in_flight"]))
+    started = time.monotonic()
     result = grid.run(quick_then_slow, n_jobs=n_jobs, callback=recorder)
     ended = time.monotonic()
     assert result.cancelled and result.stop_reason == "cancelled" and not result.stopped_early
     assert ended - recorder.cancelled_at < 2.0
+    # With n_jobs=2 the last slow episode (10 s) runs in this process: the quick ones that
+    # finish in the worker meanwhile are counted at once, so the stop comes early.
+    assert ended - started < 5.0
     assert [e.params["fast"] for e in result.evaluations] == [5, 10]
     assert result.best.params["fast"] == 10 and result.best.score == bowl(result.best.params)
 
 
 def test_cancel_terminates_workers_that_never_report():
+    # n_jobs=3: two workers, whose pipes take all four episodes, so the silent ones run there
+    # (in this process nothing could interrupt a sleep that never reports).
     grid = GridSearch(fast_choices(5, 10, 20, 25), constraint=CONSTRAINT)
     started = time.monotonic()
     recorder = Recorder(cancel_when=lambda i, m: i >= 2 and time.monotonic() - started > 0.5)
-    result = grid.run(quick_then_silent, n_jobs=2, callback=recorder)
+    result = grid.run(quick_then_silent, n_jobs=3, callback=recorder)
     assert result.cancelled
     assert time.monotonic() - recorder.cancelled_at < 2.5
+    assert time.monotonic() - started < 5.0
     assert len(result.evaluations) == 2
 
 

@@ -133,6 +133,27 @@ def test_the_pool_conditions_exactly_on_results_told_since_the_fit():
     assert pool.current is pool.observed
 
 
+def test_running_points_added_one_by_one_give_the_same_posterior():
+    space, _, X, y, model = fitted(MIXED, 25)
+    model.predict(np.asarray(space.transform(space.rvs(300, random_state=5)), dtype=float), return_std=True)
+    later = space.rvs(8, random_state=7)
+    later_y = list(((np.asarray(space.transform(later), dtype=float) - 0.3) ** 2).sum(axis=1))
+    stepwise, at_once = (CandidatePool(model, space, extra=[]) for _ in range(2))
+    lie = float(y.min())
+    stepwise.condition(later[:2], later_y[:2], running=later[2:3], lie=lie)
+    stepwise.condition(later[:2], later_y[:2], running=later[2:4], lie=lie)
+    stepwise.condition(later[:2], later_y[:2], running=later[2:5], lie=lie)
+    at_once.condition(later[:2], later_y[:2], running=later[2:5], lie=lie)
+    np.testing.assert_allclose(stepwise.current.mean, at_once.current.mean, atol=1e-9)
+    np.testing.assert_allclose(stepwise.current.var, at_once.current.var, atol=1e-9)
+    # A result arrives and a running point ends: conditioned afresh.
+    stepwise.condition(later[:3], later_y[:3], running=later[3:6], lie=lie)
+    at_once = CandidatePool(model, space, extra=[])
+    at_once.condition(later[:3], later_y[:3], running=later[3:6], lie=lie)
+    np.testing.assert_allclose(stepwise.current.mean, at_once.current.mean, atol=1e-9)
+    np.testing.assert_allclose(stepwise.current.var, at_once.current.var, atol=1e-9)
+
+
 def test_the_pool_offers_each_unseen_candidate_once():
     space, _, _, y, model = fitted([Integer(0, 3), Integer(0, 2)], 4)
     model.predict(np.asarray(space.transform(space.rvs(50, random_state=1)), dtype=float), return_std=True)

@@ -204,6 +204,7 @@ class _Search:
         self.next_episode = max((e.iteration for e in already_done), default=0) + 1
         self.params: dict[int, dict[str, Any]] = {}
         self.episode_seconds: dict[int, float] = {}
+        self.stop: Cancelled | None = None
 
     def run(self) -> OptimizationResult:
         remaining = max(1, self.optimizer.total_episodes - self.proposer.finished_before)
@@ -231,8 +232,9 @@ class _Search:
                 self._submit(runner, params, seconds)
             if not runner.busy:
                 return
-            for finished in runner.collect(self.tracker.candles):
-                self._finish(finished)
+            runner.collect(self.tracker.candles, self._finish)
+            if self.stop is not None:
+                raise self.stop
             self.tracker.heartbeat()
 
     def _submit(self, runner: Any, params: dict[str, Any], seconds: float) -> None:
@@ -243,6 +245,8 @@ class _Search:
         runner.submit(episode, params)
 
     def _finish(self, finished: Finished) -> None:
+        """Record and learn a finished episode and report it. A stop raised by the job callback is
+        kept for the loop to raise, so every episode that finished with it is still recorded."""
         evaluation = _as_evaluation(finished, self.params.pop(finished.episode))
         self.record.add(evaluation)
         started = time.perf_counter()
@@ -250,7 +254,10 @@ class _Search:
         told = time.perf_counter() - started
         self.optimizer_seconds += told
         seconds = self.episode_seconds.pop(finished.episode) + told
-        self.tracker.episode_finished(evaluation, seconds)
+        try:
+            self.tracker.episode_finished(evaluation, seconds)
+        except Cancelled as stop:
+            self.stop = self.stop or stop
 
     def _timed(self, function: Any, *args: Any) -> Any:
         started = time.perf_counter()

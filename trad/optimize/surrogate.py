@@ -224,18 +224,25 @@ class CandidatePool:
         self.told = _ToldRows(len(self.points), self.points.shape[1], len(model.X_train_))
         self.observed = self.current = _Posterior(mean, var, 0)
         self.absorbed = 0
+        self.running: list[tuple] = []
+        self.lie = math.nan
         self.vectors: dict[tuple, Any] = {}
         self.columns: dict[tuple, tuple[Any, Any, Any]] = {}
 
     def condition(self, observed: list[list[Any]], values: list[float], running: list[list[Any]],
                   lie: float) -> None:
-        """Condition on the results told since the fit (each once) and, for now, on `running` points told `lie`."""
-        for point, value in zip(observed[self.absorbed:], values[self.absorbed:]):
-            self.observed = self._told(self.observed, point, value)
-        self.absorbed = len(observed)
-        self.current = self.observed
-        for point in running:
+        """Condition on the results told since the fit (each once) and, for now, on `running` points
+        told `lie`. When no result came since the last call and the running points then are the
+        first of those now (the usual case: one more was proposed), only the new ones are told."""
+        keys = [tuple(point) for point in running]
+        if len(observed) > self.absorbed or lie != self.lie or keys[:len(self.running)] != self.running:
+            for point, value in zip(observed[self.absorbed:], values[self.absorbed:]):
+                self.observed = self._told(self.observed, point, value)
+            self.absorbed = len(observed)
+            self.current, self.running, self.lie = self.observed, [], lie
+        for point in running[len(self.running):]:
             self.current = self._told(self.current, point, lie)
+        self.running = keys
 
     def best_unseen(self, best: float, is_seen: Callable[[list[Any]], bool]) -> list[Any] | None:
         """The candidate of highest expected improvement below `best` not seen yet (None: none left)."""
