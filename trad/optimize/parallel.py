@@ -129,6 +129,8 @@ class ProcessRunner:
     While a local episode runs, its candle callback also passes on the workers' candle
     reports and finished episodes, every DRAIN_INTERVAL: the bar keeps moving, finished
     episodes are counted and recorded at once, and a stop can be seen and raised meanwhile.
+    New episodes are proposed only between local ones, so a local episode far longer than the
+    workers' queued ones (rare among backtests of one strategy on one series) idles them.
     """
 
     def __init__(self, evaluate: Evaluate, n_workers: int, local: bool = False) -> None:
