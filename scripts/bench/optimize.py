@@ -11,6 +11,9 @@ the median wall time with n_jobs=1 over that with n_jobs=2. The machine's 1-minu
 average after the optimizer's runs is printed beside its rows: on a shared machine the
 figures are only as good as it.
 A job callback that does nothing is attached, so progress reporting is part of the cost.
+Beside them it prints the machine's ceiling: the speed-up of two processes that run the same
+number of backtests without any pool, pipe or optimizer (two busy processes slow each other
+on a small VM, so 2.0× is out of reach however little the pool costs).
 
 Then (unless --no-jobs) it runs whole training jobs with `run_training` on a scratch
 database (PostgreSQL and Redis as the tests use them) and counts the UPDATEs of each job's
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import os
 import statistics
 import time
@@ -72,13 +76,14 @@ def measure(name: str, strategy_name: str, candles, iterations: int, repeat: int
 
 
 def machine_ceiling(strategy_name: str, candles, iterations: int, repeat: int) -> float:
-    """What two processes can do here at best: the grid's backtests run once in this process, then
-    split between two forked processes that start together and never talk (no pool, no pipes,
-    no optimizer); the median ratio of the two wall times over `repeat` alternating runs."""
+    """What two processes can do here at best: `iterations` backtests (the grid's configurations in
+    turn) run in this process, then split between two forked processes that start together and
+    never talk (no pool, no pipes, no optimizer); the median ratio of the two wall times over
+    `repeat` runs."""
     import multiprocessing
 
     space = build_search_space(get_strategy(strategy_name), GRIDS[strategy_name])
-    configs = list(iter_grid(space))[:iterations]
+    configs = list(itertools.islice(itertools.cycle(iter_grid(space)), iterations))
     evaluator = BacktestEvaluator(candles, strategy_name, {}, "sharpe", 1)
     context = multiprocessing.get_context("fork")
 
