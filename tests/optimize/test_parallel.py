@@ -164,6 +164,23 @@ def test_cancel_terminates_workers_that_never_report():
     assert len(result.evaluations) == 2
 
 
+def test_a_stop_from_a_candle_report_keeps_the_outcomes_read_with_it():
+    from trad.optimize.parallel import ProcessRunner
+
+    finished = []
+
+    def stop(*report):
+        raise Cancelled("stop requested")
+
+    with pytest.raises(Cancelled), ProcessRunner(quick_then_slow, 1) as runner:
+        runner.submit(1, {"fast": 5, "slow": 40, "ratio": 0.2, "mode": "b"})
+        runner.submit(2, {"fast": 25, "slow": 40, "ratio": 0.2, "mode": "b"})
+        time.sleep(0.5)  # episode 1's outcome, then episode 2's candle reports, wait in the pipe
+        runner.collect(stop, finished.append)
+    assert [f.episode for f in finished] == [1] and finished[0].outcome == bowl(
+        {"fast": 5, "slow": 40, "ratio": 0.2, "mode": "b"})
+
+
 def test_cancel_before_any_episode():
     result = GridSearch(fast_choices(5, 10), constraint=CONSTRAINT).run(
         bowl, n_jobs=2, callback=Recorder(cancel_when=lambda i, m: True))

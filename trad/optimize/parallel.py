@@ -203,10 +203,16 @@ class ProcessRunner:
         if not busy:
             return
         finished: list[Finished] = []
+        stops = []
         for connection in multiprocessing.connection.wait(list(busy), timeout=timeout):
-            finished.extend(busy[connection].receive(on_candles))
+            outcomes, stop = busy[connection].receive(on_candles)
+            finished.extend(outcomes)
+            stops.append(stop)
         for one in sorted(finished, key=lambda f: f.episode):
             on_finished(one)
+        for stop in stops:
+            if stop is not None:
+                raise stop
 
     def cancel(self) -> None:
         """Stop everything: signal workers, drop queued episodes, terminate stragglers."""
@@ -249,14 +255,25 @@ class _WorkerProcess:
             raise self._died(episode) from exc
         self.episodes.append(episode)
 
-    def receive(self, on_candles: CandleSink) -> list[Finished]:
-        """Every message waiting in the pipe: candle reports go to the sink, outcomes are returned."""
-        finished = []
+    def receive(self, on_candles: CandleSink) -> tuple[list[Finished], Cancelled | None]:
+        """Every message waiting in the pipe: candle reports go to the sink, outcomes are returned.
+        A stop raised by the sink is returned too, after the outcomes, so none is dropped."""
+        finished: list[Finished] = []
+        stop: Cancelled | None = None
+
+        def report(episode: int, *candles: Any) -> None:
+            nonlocal stop
+            if stop is None:
+                try:
+                    on_candles(episode, *candles)
+                except Cancelled as cancelled:
+                    stop = cancelled
+
         try:
             while self.episodes and self.connection.poll():
                 kind, episode, *body = self.connection.recv()
                 if kind == "candles":
-                    on_candles(episode, *body)
+                    report(episode, *body)
                     continue
                 self.episodes.remove(episode)
                 if kind == "error":
@@ -264,11 +281,11 @@ class _WorkerProcess:
                     raise error from RemoteTraceback(remote_traceback)
                 outcome, duration_ms, last_report = body
                 if last_report is not None:
-                    on_candles(episode, *last_report)
+                    report(episode, *last_report)
                 finished.append(Finished(episode, outcome, duration_ms))
         except (EOFError, OSError) as exc:
             raise self._died(self.episodes[0] if self.episodes else None) from exc
-        return finished
+        return finished, stop
 
     def stop(self) -> None:
         """Ask the worker to exit once it is idle."""
