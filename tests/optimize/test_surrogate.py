@@ -76,6 +76,8 @@ def test_the_tabled_transform_is_scikit_optimizes():
     np.testing.assert_array_equal(tabled.transform(points), space.transform(points))
     np.testing.assert_array_equal(tabled.transform(np.asarray(points, dtype=object)[:7].tolist()),
                                   space.transform(points[:7]))
+    with pytest.raises(ValueError):
+        tabled.transform([[20] + points[0][1:]])
 
 
 def test_tabled_draws_are_uniform_over_the_grid_and_respect_the_constraint():

@@ -86,7 +86,10 @@ class TabledSpace(Space):
                 columns.append(np.asarray(dimension.transform(list(values)), dtype=float).reshape(len(X), -1))
             else:
                 offset, rows = table
-                columns.append(rows[np.rint(np.asarray(values, dtype=float)).astype(np.intp) - offset])
+                index = np.rint(np.asarray(values, dtype=float)).astype(np.intp) - offset
+                if index.min() < 0 or index.max() >= len(rows):
+                    raise ValueError(f"{dimension.name}: a value outside {dimension}")
+                columns.append(rows[index])
         return np.hstack(columns)
 
 
