@@ -113,7 +113,7 @@ def test_candle_driven_calls_are_throttled():
     assert len(candle_calls) <= elapsed * 10 + 2
 
 
-def test_two_jobs_run_episodes_here_and_in_one_worker():
+def test_n_jobs_2_runs_episodes_here_and_in_one_worker():
     grid = GridSearch(space(ratio=0.2, mode="b", slow={"low": 30, "high": 40}), constraint=CONSTRAINT)
     result = grid.run(paced_process_id, n_jobs=2)
     ran_in = {int(e.score) for e in result.evaluations}
