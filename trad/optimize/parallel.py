@@ -19,7 +19,7 @@ workers' pipes are full, instead of sleeping in `wait` while they work. This sav
 per run and keeps every core busy without a third process competing for them; the gain is
 largest for the Bayesian search, whose parent has model work of its own (at 10k candles its
 n_jobs=2 run went from 0.85× to 0.94–1.00× of n_jobs=1, and grid from 1.47–1.50× to
-1.59–1.61×). A local episode is cancelled like one at n_jobs=1: by its candle callback.
+1.54–1.61×). A local episode is cancelled like one at n_jobs=1: by its candle callback.
 """
 
 from __future__ import annotations
