@@ -25,6 +25,10 @@ import psycopg2
 from scratch import ADMIN_URL, scratch_database
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from tests.process_stats import proc_stats  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -36,19 +40,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def proc_stats(pid: int) -> dict[str, int]:
-    """RSS (kB), threads and open file descriptors of a process."""
-    stats = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                stats["rss_kb"] = int(line.split()[1])
-            elif line.startswith("Threads:"):
-                stats["threads"] = int(line.split()[1])
-    stats["fds"] = len(os.listdir(f"/proc/{pid}/fd"))
-    return stats
 
 
 def settled(pid: int, quiet: float = 3.0, limit: float = 30.0) -> dict[str, int]:

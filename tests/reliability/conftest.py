@@ -159,19 +159,6 @@ def redis_lost(down_seconds: float) -> Iterator[None]:
 
 # The web process.
 
-def proc_stats(pid: int) -> dict[str, int]:
-    """RSS (kB), threads and open file descriptors of a process."""
-    stats = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                stats["rss_kb"] = int(line.split()[1])
-            elif line.startswith("Threads:"):
-                stats["threads"] = int(line.split()[1])
-    stats["fds"] = len(os.listdir(f"/proc/{pid}/fd"))
-    return stats
-
-
 def web_worker_pid(web) -> int:
     """The gunicorn worker of a `trad serve` (the master's one child): it holds the app and the streams."""
     children = wait_for(lambda: subprocess.run(["pgrep", "-P", str(web.process.pid)], capture_output=True,

@@ -17,7 +17,8 @@ import time
 import pytest
 import requests
 
-from tests.reliability.conftest import finished_row, metric_iterations, proc_stats, web_worker_pid
+from tests.process_stats import proc_stats
+from tests.reliability.conftest import finished_row, metric_iterations, web_worker_pid
 from tests.reliability.sse_clients import ClientCrowd, database_view, shows
 from trad.jobs.control import create_job
 from trad.jobs.queue import connect_redis
