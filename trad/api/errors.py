@@ -16,20 +16,18 @@ import logging
 import uuid
 from typing import Any, Iterable, Mapping
 
-import psycopg2
-import redis as redis_lib
 from flask import Response, g, jsonify, request
 from pydantic import BaseModel, ValidationError
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from werkzeug.exceptions import HTTPException
 
+from trad.db import CONNECTION_ERRORS as DATABASE_ERRORS
 from trad.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable, TradError
+from trad.jobs.queue import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
 
 STATUS_OF = ((InvalidInput, 422), (NotFound, 404), (Conflict, 409), (ServiceUnavailable, 503))
-DATABASE_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
-REDIS_ERRORS = (redis_lib.ConnectionError, redis_lib.TimeoutError)
 HTTP_CODES = {400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND",
               405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE"}
 PASSED_HEADERS = ("Allow", "WWW-Authenticate", "Retry-After")

@@ -15,14 +15,13 @@ import redis as redis_lib
 from trad.config import Settings
 from trad.db import Database
 from trad.errors import Conflict, NotFound, ServiceUnavailable
-from trad.jobs.queue import (clear_cancel_flag, enqueue_run, kill_run, new_run_id, set_cancel_flag)
+from trad.jobs.queue import (REDIS_ERRORS, clear_cancel_flag, enqueue_run, kill_run, new_run_id,
+                             set_cancel_flag)
 from trad.jobs.requests import JobRequest, check_job_request
 from trad.store import jobs as job_store
 from trad.store.candles import candle_summary
 
 log = logging.getLogger(__name__)
-
-REDIS_ERRORS = (redis_lib.ConnectionError, redis_lib.TimeoutError)
 
 
 def _require_redis(redis: redis_lib.Redis) -> None:

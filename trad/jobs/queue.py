@@ -20,6 +20,8 @@ RUN_JOB = "trad.jobs.runner.run_job"
 CANCEL_FLAG_TTL = 7 * 24 * 3600
 RESULT_TTL = 24 * 3600
 FAILURE_TTL = 7 * 24 * 3600
+REDIS_ERRORS = (redis_lib.ConnectionError, redis_lib.TimeoutError)
+"""What a Redis that is down or restarting raises."""
 
 
 def connect_redis(settings: Settings) -> redis_lib.Redis:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
-import redis as redis_lib
 from rq import Worker, get_current_job, worker_registration
 from rq.worker import WorkerStatus
 
 from trad.config import Settings, get_settings
 from trad.db import Database
+from trad.jobs.queue import REDIS_ERRORS
 from trad.store import jobs as job_store
 from trad.training.workflow import run_training
 
@@ -18,7 +18,6 @@ log = logging.getLogger(__name__)
 
 JOB_MONITORING_INTERVAL = 5  # seconds between the worker's heartbeats while a job runs
 RECONCILE_INTERVAL = 10  # seconds between reconciliations (RQ's maintenance interval)
-REDIS_ERRORS = (redis_lib.ConnectionError, redis_lib.TimeoutError)
 
 
 def run_job(job_id: int) -> dict[str, Any] | None:
