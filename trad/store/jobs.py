@@ -22,7 +22,9 @@ WRITABLE = frozenset({
     "heartbeat_at", "attempts",
 })
 JSON_COLUMNS = frozenset({"config", "step_details", "best_params", "result"})
-MONOTONIC = frozenset({"progress", "current_episode"})  # never written lower than they are
+# Columns never written lower than they are: `col = GREATEST(col, %s)`.
+MONOTONIC = {column: sql.SQL("{0} = GREATEST({0}, %s)").format(sql.Identifier(column))
+             for column in ("progress", "current_episode")}
 
 NOW = sql.SQL("now()")  # a value meaning "the database's clock", e.g. {"heartbeat_at": NOW}
 
@@ -48,7 +50,7 @@ def _assignments(fields: Mapping[str, Any]) -> tuple[sql.Composable, list[Any]]:
             parts.append(sql.SQL("{} = {}").format(sql.Identifier(column), value))
             continue
         if column in MONOTONIC:
-            parts.append(sql.SQL("{0} = GREATEST({0}, %s)").format(sql.Identifier(column)))
+            parts.append(MONOTONIC[column])
         else:
             parts.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
         params.append(_value(column, value))
