@@ -182,12 +182,12 @@ def job_audit(db: Database):
         cur.execute("""
             CREATE TABLE IF NOT EXISTS test_job_audit (
                 seq bigserial, job_id bigint, status text, progress float8, version bigint,
-                at timestamptz DEFAULT clock_timestamp());
+                current_episode integer, at timestamptz DEFAULT clock_timestamp());
             TRUNCATE test_job_audit;
             CREATE OR REPLACE FUNCTION test_job_audit() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN
-                INSERT INTO test_job_audit (job_id, status, progress, version)
-                VALUES (NEW.id, NEW.status, NEW.progress, NEW.version);
+                INSERT INTO test_job_audit (job_id, status, progress, version, current_episode)
+                VALUES (NEW.id, NEW.status, NEW.progress, NEW.version, NEW.current_episode);
                 RETURN NEW;
             END $$;
             CREATE OR REPLACE TRIGGER test_job_audit AFTER UPDATE ON training_jobs

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 import time
+import uuid
 from concurrent.futures import ProcessPoolExecutor
 
 import pytest
@@ -19,8 +20,8 @@ from trad.training.steps import DATA_COLLECTION, OPTIMIZATION
 
 @pytest.fixture
 def running_job(db, make_job):
-    """A job row already marked running, as the workflow leaves it."""
-    job = make_job()
+    """A job row already marked running under a run id, as the workflow leaves it."""
+    job = make_job(rq_job_id=f"trad-test-run-{uuid.uuid4().hex[:12]}")
     with db.transaction() as conn:
         return start_run(conn, job["id"], "test-worker", None)
 
@@ -183,10 +184,22 @@ def test_the_final_state_is_retried_until_written(db, settings, running_job):
 def test_a_redis_flag_cancels_within_the_check_interval(db, settings, running_job, redis):
     callback = make_callback(settings, running_job, interval=60)
     callback.enter_step(OPTIMIZATION)
-    redis.set(cancel_key(settings.redis_prefix, running_job["id"]), 1, ex=60)
+    redis.set(cancel_key(settings.redis_prefix, running_job["rq_job_id"]), 1, ex=60)
     time.sleep(0.3)
     with pytest.raises(Cancelled):
         callback.step_progress(10)
+
+
+def test_a_flag_of_another_run_of_the_same_job_id_changes_nothing(db, settings, running_job, redis):
+    """Left by an earlier run of the job, or by job 1 of another database sharing this Redis."""
+    callback = make_callback(settings, running_job, interval=60)
+    callback.enter_step(OPTIMIZATION)
+    for other in (str(running_job["id"]), f"trad-{running_job['id']}-0123456789ab"):
+        redis.set(cancel_key(settings.redis_prefix, other), 1, ex=60)
+    for _ in range(8):
+        time.sleep(0.1)
+        callback.step_progress(10)
+    assert callback.flush() and row(db, running_job["id"])["status"] == "running"
 
 
 def test_the_row_flag_cancels_when_redis_is_absent(db, settings, running_job):

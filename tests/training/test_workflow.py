@@ -120,7 +120,7 @@ def start_in_subprocess(env, job_id: int) -> subprocess.Popen:
 def test_stop_mid_run_ends_stopped_within_2_s_keeping_the_best(db, settings, env, make_job, candles_of,
                                                                redis, n_jobs):
     candles_of("BIG", 300_000)
-    job = make_job(symbol="BIG", optimizer="random", strategy="rsi_reversion",
+    job = make_job(symbol="BIG", optimizer="random", strategy="rsi_reversion", rq_job_id=f"trad-test-stop-{n_jobs}",
                    config={"n_iterations": 5000, "n_jobs": n_jobs, "seed": 1, "min_trades": 1,
                            "validation": {"enabled": False}})
     worker = start_in_subprocess(env, job["id"])
@@ -129,7 +129,7 @@ def test_stop_mid_run_ends_stopped_within_2_s_keeping_the_best(db, settings, env
         asked = time.monotonic()
         with db.transaction() as conn:
             request_cancel(conn, job["id"])
-        redis.set(cancel_key(settings.redis_prefix, job["id"]), 1, ex=600)
+        redis.set(cancel_key(settings.redis_prefix, job["rq_job_id"]), 1, ex=600)
         final = wait_for(lambda: (r := row(db, job["id"]))["status"] != "running" and r, timeout=10, every=0.02)
         stopped_after = time.monotonic() - asked
         assert worker.wait(timeout=20) == 0, worker.stdout.read()

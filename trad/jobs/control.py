@@ -15,8 +15,7 @@ import redis as redis_lib
 from trad.config import Settings
 from trad.db import Database
 from trad.errors import Conflict, NotFound, ServiceUnavailable
-from trad.jobs.queue import (REDIS_ERRORS, clear_cancel_flag, enqueue_run, kill_run, new_run_id,
-                             set_cancel_flag)
+from trad.jobs.queue import REDIS_ERRORS, enqueue_run, kill_run, new_run_id, set_cancel_flag
 from trad.jobs.requests import JobRequest, check_job_request
 from trad.store import jobs as job_store
 from trad.store.candles import candle_summary
@@ -73,7 +72,10 @@ def _forget_unqueued(db: Database, job_id: int) -> None:
 
 
 def stop_job(db: Database, redis: redis_lib.Redis, settings: Settings, job_id: int) -> dict[str, Any]:
-    """Ask a job to stop: a queued one stops at once, a running one within seconds."""
+    """Ask a job to stop: a queued one stops at once, a running one within seconds.
+
+    The Redis flag names the run read under the row lock, the one the row says is running.
+    """
     with db.transaction() as conn:
         row = job_store.get_job(conn, job_id, for_update=True)
         if row is None:
@@ -81,8 +83,10 @@ def stop_job(db: Database, redis: redis_lib.Redis, settings: Settings, job_id: i
         if row["status"] in job_store.TERMINAL_STATUSES:
             raise Conflict(f"training job {job_id} is already {row['status']}")
         row = job_store.request_cancel(conn, job_id)
+    if row["status"] != "running" or not row["rq_job_id"]:
+        return row  # stopped already, or a run without an id: it reads the row
     try:
-        set_cancel_flag(redis, settings, job_id)
+        set_cancel_flag(redis, settings, row["rq_job_id"])
     except REDIS_ERRORS:
         log.warning("job %s: stop flag not set in Redis; the worker reads it from the row", job_id)
     return row
@@ -114,8 +118,7 @@ def resume_job(db: Database, redis: redis_lib.Redis, settings: Settings, job_id:
         if row["status"] not in ("stopped", "failed"):
             raise Conflict(f"training job {job_id} is {row['status']}; only stopped or failed jobs resume")
         row = job_store.requeue(conn, job_id, run_id, ("stopped", "failed"))
-    clear_cancel_flag(redis, settings, job_id)
-    try:
+    try:  # the new run has its own stop flag: the old run's does not reach it
         enqueue_run(redis, settings, job_id, run_id)
     except REDIS_ERRORS as exc:
         log.warning("job %s resumed but not enqueued (%s); reconciliation will enqueue it", job_id, exc)

@@ -9,10 +9,16 @@
 - Never fatal: a database or Redis error is logged, the state and the buffered metrics and
   log lines are kept, and the write is retried with backoff. Terminal states are retried
   until written (or `terminal_deadline` passes, then the error is raised).
-- Cancellation: `check_cancelled()` looks at the Redis flag every `cancel_check_interval`
-  seconds (the row's `cancel_requested` when Redis is absent or failing, and on every
-  write) and raises `Cancelled`; so does finding the row deleted, ended, or taken over by
-  another run.
+- Cancellation: `check_cancelled()` looks at the Redis flag of this run every
+  `cancel_check_interval` seconds (the row's `cancel_requested` when Redis is absent or
+  failing, or the run is unknown, and on every write) and raises `Cancelled`; so does
+  finding the row deleted, ended, or taken over by another run. The flag is keyed by the
+  run id (the row's `rq_job_id`, new for every start), so a flag left by an earlier run of
+  the job, or by a job of the same id in another database sharing the Redis, changes nothing.
+- The final state is retried every TERMINAL_RETRY seconds at most, whatever backoff the
+  progress writes had reached, so it reaches the row within about that long of the
+  database's return (progress writes back off up to MAX_BACKOFF: a connect timing out
+  would otherwise stall the training).
 """
 
 from __future__ import annotations
@@ -38,14 +44,15 @@ log = logging.getLogger(__name__)
 
 UNKNOWN_RUN = ...
 MAX_BACKOFF = 30.0
+TERMINAL_RETRY = 1.0
 ROW_CHECK_INTERVAL = 1.0
 HEARTBEAT_SECONDS = 15.0
 REDIS_RETRY_SECONDS = 5.0
 
 
-def cancel_key(redis_prefix: str, job_id: int) -> str:
-    """The Redis key that asks a running job to stop."""
-    return f"{redis_prefix}cancel:{job_id}"
+def cancel_key(redis_prefix: str, run_id: str) -> str:
+    """The Redis key that asks one run of a job (its `rq_job_id`) to stop."""
+    return f"{redis_prefix}cancel:{run_id}"
 
 
 class ProgressCallback:
@@ -140,7 +147,7 @@ class ProgressCallback:
         while not self._write(terminal=True, before_row=before_row):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"job {self.job_id}: could not write its final state '{status}'")
-            time.sleep(min(self._backoff, max(0.0, deadline - time.monotonic())))
+            time.sleep(min(self._backoff, TERMINAL_RETRY, max(0.0, deadline - time.monotonic())))
 
     # Progress within a step: throttled.
 
@@ -219,8 +226,9 @@ class ProgressCallback:
             raise Cancelled(self._cancelled)
 
     def _redis_flag(self) -> bool | None:
-        """True/False from Redis; None when Redis is not configured or not answering."""
-        if not self.redis_url or time.monotonic() < self._redis_retry_at:
+        """True/False from Redis; None when Redis is not configured or not answering, or the run is unknown."""
+        if not self.redis_url or not self.run_id or self.run_id is UNKNOWN_RUN \
+                or time.monotonic() < self._redis_retry_at:
             return None
         try:
             if self._redis is None or self._pid != os.getpid():
@@ -228,7 +236,7 @@ class ProgressCallback:
 
                 self._redis = redis.Redis.from_url(self.redis_url, socket_timeout=1.0,
                                                    socket_connect_timeout=1.0)
-            return bool(self._redis.exists(cancel_key(self.redis_prefix, self.job_id)))
+            return bool(self._redis.exists(cancel_key(self.redis_prefix, self.run_id)))
         except Exception as exc:  # any Redis failure: fall back to the row for a while
             self._redis = None
             self._redis_retry_at = time.monotonic() + REDIS_RETRY_SECONDS

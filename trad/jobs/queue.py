@@ -17,7 +17,7 @@ from trad.jobs.progress import cancel_key
 log = logging.getLogger(__name__)
 
 RUN_JOB = "trad.jobs.runner.run_job"
-CANCEL_FLAG_TTL = 7 * 24 * 3600
+CANCEL_FLAG_TTL = 24 * 3600  # the run sees its flag within a second; the row keeps the request
 RESULT_TTL = 24 * 3600
 FAILURE_TTL = 7 * 24 * 3600
 REDIS_ERRORS = (redis_lib.ConnectionError, redis_lib.TimeoutError)
@@ -52,14 +52,13 @@ def run_exists(connection: redis_lib.Redis, run_id: str | None) -> bool:
     return bool(run_id) and Job.exists(run_id, connection=connection)
 
 
-def set_cancel_flag(connection: redis_lib.Redis, settings: Settings, job_id: int) -> None:
-    """Ask a running job to stop; its ProgressCallback sees this within a fraction of a second."""
-    connection.set(cancel_key(settings.redis_prefix, job_id), 1, ex=CANCEL_FLAG_TTL)
+def set_cancel_flag(connection: redis_lib.Redis, settings: Settings, run_id: str) -> None:
+    """Ask one run of a job to stop; its ProgressCallback sees this within a fraction of a second.
 
-
-def clear_cancel_flag(connection: redis_lib.Redis, settings: Settings, job_id: int) -> None:
-    """Forget an earlier stop request (a resumed job must run)."""
-    connection.delete(cancel_key(settings.redis_prefix, job_id))
+    Keyed by the run, not the job id: a later run of the job (resume) and a job of the same
+    id in another database sharing this Redis are not touched by it.
+    """
+    connection.set(cancel_key(settings.redis_prefix, run_id), 1, ex=CANCEL_FLAG_TTL)
 
 
 def kill_run(connection: redis_lib.Redis, run_id: str | None) -> bool:

@@ -10,6 +10,9 @@ callback as `trad.optimize.progress` describes, and returns an OptimizationResul
   running finish and are recorded.
 - Resume: `already_done` evaluations (e.g. from `training_metrics`) are never computed
   again and count as finished episodes; each optimizer explains how it skips or learns them.
+  A resumed run evaluates only what is left of `total_episodes`, and its episodes take the
+  numbers not recorded yet, lowest first: an episode a stop cut short (a gap left by
+  `n_jobs` > 1) is numbered before new ones, so a finished job holds episodes 1…N.
 - Cancellation: when the job callback (or the evaluate function) raises Cancelled, running
   episodes are stopped and `run` RETURNS normally with `cancelled=True`, `best` the best
   evaluation finished so far and every finished evaluation; the caller ends the job
@@ -20,11 +23,12 @@ callback as `trad.optimize.progress` describes, and returns an OptimizationResul
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Protocol
 
@@ -112,14 +116,19 @@ class Optimizer(ABC):
 
 
 class SequenceProposer:
-    """Proposes a fixed list of configurations in order, skipping those already evaluated."""
+    """Proposes a fixed list of configurations in order, skipping those already evaluated.
+
+    Every recorded evaluation counts against the list's length, even one the list does not
+    hold (e.g. drawn by an unseeded random search before its seed was kept): a resumed run
+    evaluates only what is left, so a job never exceeds its budget.
+    """
 
     def __init__(self, configurations: Sequence[dict[str, Any]],
                  already_done: Sequence[Evaluation]) -> None:
         done = {config_key(evaluation.params) for evaluation in already_done}
         todo = [params for params in configurations if config_key(params) not in done]
-        self.finished_before = len(configurations) - len(todo)
-        self._todo = iter(todo)
+        self.finished_before = min(len(already_done), len(configurations))
+        self._todo = iter(todo[:len(configurations) - self.finished_before])
 
     def propose(self) -> dict[str, Any] | None:
         """The next configuration not evaluated yet."""
@@ -201,7 +210,7 @@ class _Search:
         self.proposer = self._timed(optimizer.proposer, already_done)
         self.tracker = ProgressTracker(callback, optimizer.total_episodes,
                                        self.proposer.finished_before, self._status)
-        self.next_episode = max((e.iteration for e in already_done), default=0) + 1
+        self.episodes = free_episodes({e.iteration for e in already_done})
         self.params: dict[int, dict[str, Any]] = {}
         self.episode_seconds: dict[int, float] = {}
         self.stop: Cancelled | None = None
@@ -238,7 +247,7 @@ class _Search:
             self.tracker.heartbeat()
 
     def _submit(self, runner: Any, params: dict[str, Any], seconds: float) -> None:
-        episode, self.next_episode = self.next_episode, self.next_episode + 1
+        episode = next(self.episodes)
         self.params[episode] = params
         self.episode_seconds[episode] = seconds
         self.tracker.episode_started(episode)
@@ -282,6 +291,13 @@ class _Search:
             evaluations=sorted(self.record.evaluations, key=lambda e: e.iteration),
             stopped_early=reason in ("target_score", "patience"), cancelled=cancelled,
             optimizer_seconds=self.optimizer_seconds, total_episodes=total, stop_reason=reason)
+
+
+def free_episodes(recorded: set[int]) -> Iterator[int]:
+    """Episode numbers not in `recorded`, lowest first: the gaps, then those after the last."""
+    last = max(recorded, default=0)
+    yield from (episode for episode in range(1, last + 1) if episode not in recorded)
+    yield from itertools.count(last + 1)
 
 
 def _as_evaluation(finished: Finished, params: dict[str, Any]) -> Evaluation:

@@ -2,8 +2,9 @@
 
 The sequence depends only on the space, the constraints and `seed`, so the same seed gives
 the same configurations in the same order — on resume too, where those already evaluated
-are skipped. Grid values of stepped ranges are drawn with equal chance; continuous float
-ranges uniformly. A configuration that violates a constraint is redrawn (rejection), as is
+are skipped (a job without a seed keeps the one its first run drew: see
+`trad.training.workflow`). Grid values of stepped ranges are drawn with equal chance;
+continuous float ranges uniformly. A configuration that violates a constraint is redrawn (rejection), as is
 a duplicate; a space with fewer allowed configurations than `n_iterations` is evaluated
 whole, in random order, and `total_episodes` says so.
 """

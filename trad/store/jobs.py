@@ -22,6 +22,9 @@ WRITABLE = frozenset({
     "heartbeat_at", "attempts",
 })
 JSON_COLUMNS = frozenset({"config", "step_details", "best_params", "result"})
+# Columns never written lower than they are: `col = GREATEST(col, %s)`.
+MONOTONIC = {column: sql.SQL("{0} = GREATEST({0}, %s)").format(sql.Identifier(column))
+             for column in ("progress", "current_episode")}
 
 NOW = sql.SQL("now()")  # a value meaning "the database's clock", e.g. {"heartbeat_at": NOW}
 
@@ -36,7 +39,8 @@ def _value(column: str, value: Any) -> Any:
 
 
 def _assignments(fields: Mapping[str, Any]) -> tuple[sql.Composable, list[Any]]:
-    """`col = %s, …` for the given fields; progress never moves backwards."""
+    """`col = %s, …` for the given fields; progress and current_episode never move backwards
+    (a late report of an earlier state, or a resumed run counting its recorded episodes)."""
     unknown = set(fields) - (WRITABLE - {"id"})
     if unknown:
         raise ValueError(f"not writable columns of training_jobs: {', '.join(sorted(unknown))}")
@@ -45,8 +49,8 @@ def _assignments(fields: Mapping[str, Any]) -> tuple[sql.Composable, list[Any]]:
         if isinstance(value, sql.Composable):
             parts.append(sql.SQL("{} = {}").format(sql.Identifier(column), value))
             continue
-        if column == "progress":
-            parts.append(sql.SQL("progress = GREATEST(progress, %s)"))
+        if column in MONOTONIC:
+            parts.append(MONOTONIC[column])
         else:
             parts.append(sql.SQL("{} = %s").format(sql.Identifier(column)))
         params.append(_value(column, value))
@@ -130,6 +134,19 @@ def start_run(conn: Connection, job_id: int, worker_name: str | None, rq_job_id:
                   AND (%s::text IS NULL OR rq_job_id IS NOT DISTINCT FROM %s)
             RETURNING *""",
             (worker_name, rq_job_id, job_id, rq_job_id, rq_job_id))
+        row = cur.fetchone()
+        return dict(row) if row else None
+
+
+def keep_seed(conn: Connection, job_id: int, seed: int) -> dict | None:
+    """Record the seed a search drew as `result.seed`, beside what `result` holds; returns the row."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """UPDATE training_jobs
+                  SET result = COALESCE(result, '{}'::jsonb) || jsonb_build_object('seed', %s::bigint)
+                WHERE id = %s
+            RETURNING *""",
+            (int(seed), job_id))
         row = cur.fetchone()
         return dict(row) if row else None
 

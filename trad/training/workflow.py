@@ -1,7 +1,9 @@
 """A whole training job from its row: Data Collection → Optimization → Validation → Save Configuration.
 
 `run_training(job_id)` is what the RQ job function calls; it needs no queue, so tests call
-it directly. The job ends `succeeded` (progress exactly 100, a trained configuration
+it directly. A job without a seed draws one as its first run starts and keeps it in
+`result.seed` (in the transaction that marks it running, so before any episode): every
+resume replays the same search, and skips exactly what was recorded. The job ends `succeeded` (progress exactly 100, a trained configuration
 saved), `stopped` (a stop request; best-so-far kept on the row and in `result`) or `failed`
 (the error on the row; `JobFailed` raised so the worker records it too).
 """
@@ -9,6 +11,7 @@ saved), `stopped` (a stop request; best-so-far kept on the row and in `result`) 
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +35,7 @@ from trad.training.validation import validate_walk_forward
 log = logging.getLogger(__name__)
 
 MIN_CANDLES = 100
+SEED_RANGE = 2**31  # drawn seeds are below this: valid for every optimizer's generator
 
 
 class JobFailed(TradError):
@@ -65,6 +69,8 @@ def run_training(job_id: int, settings: Settings | None = None, *, worker_name: 
     try:
         with db.transaction() as conn:
             row = job_store.start_run(conn, job_id, worker_name, rq_job_id)
+            if row is not None and search_seed(row) is None:
+                row = job_store.keep_seed(conn, job_id, secrets.randbelow(SEED_RANGE))
         if row is None:
             log.info("job %s is not startable (stopped, deleted or finished)", job_id)
             with db.connection() as conn:
@@ -78,6 +84,15 @@ def run_training(job_id: int, settings: Settings | None = None, *, worker_name: 
             return job_store.get_job(conn, job_id)
     finally:
         db.close()
+
+
+def search_seed(row: dict[str, Any]) -> int | None:
+    """The seed of a job's search: the one it was given, else the one its first run drew."""
+    for source in (row.get("config"), row.get("result")):
+        seed = source.get("seed") if isinstance(source, dict) else None
+        if isinstance(seed, int) and not isinstance(seed, bool):
+            return seed
+    return None
 
 
 def _validation_enabled(row: dict[str, Any]) -> bool:
@@ -132,7 +147,7 @@ def optimize(run: Run) -> None:
     row, config, callback = run.row, run.config, run.callback
     strategy = get_strategy(row["strategy"])
     space = build_search_space(strategy, config.param_space)
-    optimizer = make_optimizer(row["optimizer"], space, n_iterations=config.n_iterations, seed=config.seed,
+    optimizer = make_optimizer(row["optimizer"], space, n_iterations=config.n_iterations, seed=search_seed(row),
                                max_configs=run.settings.max_configs,
                                constraint=strategy.constraint_violation,
                                target_score=config.target_score, patience=config.patience)
@@ -203,6 +218,8 @@ def save_configuration(run: Run, validation: dict[str, Any] | None) -> None:
 def _partial_result(run: Run, note: str | None = None) -> dict[str, Any]:
     """What the job has found so far: the best evaluation, counts, search timing."""
     result: dict[str, Any] = {}
+    if search_seed(run.row) is not None:
+        result["seed"] = search_seed(run.row)
     if run.data is not None and len(run.data):
         result["data"] = {"candles": len(run.data),
                           "start": run.data["timestamp"].iloc[0].isoformat(),
