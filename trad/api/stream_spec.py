@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask_openapi3 import APIBlueprint, Tag
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from trad.api.schemas import COMMON_ERRORS, JobPath, JobStatus, errors
 
@@ -44,8 +44,6 @@ class JobStreamQuery(BaseModel):
 
 class StreamHeaders(BaseModel):
     """EventSource sends Last-Event-ID by itself when it reconnects."""
-
-    model_config = ConfigDict(populate_by_name=True)
 
     last_event_id: int | None = Field(default=None, ge=0, alias="Last-Event-ID",
                                       description=f"{LAST_EVENT_ID}; wins over the query parameter")
