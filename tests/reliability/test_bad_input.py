@@ -31,7 +31,7 @@ from trad.jobs.queue import training_queue
 from trad.jobs.requests import JobRequest, check_job_request
 
 JOBS = "/api/v1/training-jobs"
-EXAMPLES_PER_OPERATION = 14  # per generation mode: about 400 requests over the 15 operations
+EXAMPLES_PER_OPERATION = 14  # per generation mode: about 400 requests over the 15 plain operations
 # An event stream that answers 200 stays open (the all-jobs one forever): schemathesis reads it
 # until the request's timeout has passed, so streams get a short timeout and fewer examples.
 STREAM_EXAMPLES, STREAM_TIMEOUT = 5, 1.0
