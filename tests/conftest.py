@@ -14,6 +14,7 @@ pytest's temporary directory; figures a test measured go to the end of the repor
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from pathlib import Path
@@ -173,13 +174,13 @@ def store_candles(db: Database, symbol: str = "SYN", n: int = 20_000, timeframe:
 @pytest.fixture
 def make_job(db: Database):
     """`add_job` on the session's database."""
-    return lambda config=None, **columns: add_job(db, config, **columns)
+    return functools.partial(add_job, db)
 
 
 @pytest.fixture
 def candles_of(db: Database):
     """`store_candles` on the session's database."""
-    return lambda *args, **kwargs: store_candles(db, *args, **kwargs)
+    return functools.partial(store_candles, db)
 
 
 @pytest.fixture
