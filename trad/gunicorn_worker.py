@@ -31,8 +31,8 @@ ANSWERS: tuple[tuple[type, int, str, str, str], ...] = (
     (LimitRequestLine, 414, "URI Too Long", "URI_TOO_LONG", "the request line is longer than the server accepts"),
     (LimitRequestHeaders, 431, "Request Header Fields Too Large", "HEADERS_TOO_LARGE",
      "the request's headers are more or larger than the server accepts"),
-    (UnsupportedTransferCoding, 501, "Not Implemented", "NOT_IMPLEMENTED",
-     "the request's Transfer-Encoding is not supported"),
+    (UnsupportedTransferCoding, 400, "Bad Request", "BAD_REQUEST",  # gunicorn's 501: bad input is never a 5xx here
+     "the request's Transfer-Encoding is not supported (send chunked or a Content-Length)"),
     (ExpectationFailed, 417, "Expectation Failed", "EXPECTATION_FAILED", "the request's Expect header is not supported"),
     (ForbiddenProxyRequest, 403, "Forbidden", "FORBIDDEN", "PROXY protocol lines are not accepted from this address"),
     (ParseException, 400, "Bad Request", "BAD_REQUEST", "malformed HTTP request: {kind}"),

@@ -422,3 +422,56 @@ def test_page_sizes_and_pages_out_of_range_are_rejected(web, make_job, clean_db,
     assert largest.status_code == 200 and largest.json()["meta"]["page_size"] == MAX_PAGE_SIZE
     last = requests.get(f"{web.url}{path}", params={"page": 1_000_000}, timeout=10).json()
     assert (last.get("items", last.get("logs")), last["meta"]["page"]) == ([], 1_000_000)
+
+
+# rq-dashboard's routes, fuzzed against a real server: every answer below 500, errors in the shape.
+
+RQ_REGISTRY_NAMES = ["queued", "started", "finished", "failed", "deferred", "scheduled", "canceled"]
+FUZZ_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=24)
+NUMBERS = st.one_of(st.integers(0, 3), st.integers(-5, 2**80).map(str), st.sampled_from(["x", "1.5", "0x1", "١"]),
+                    FUZZ_TEXT)
+
+
+def rq_values(queue: str, run_ids: list[str]) -> dict:
+    """A strategy per URL variable of rq-dashboard's routes. Queue names are this session's or
+    start with `fuzz-`: rq-dashboard empties and requeues queues, and Redis is shared."""
+    return {"instance_number": st.one_of(st.integers(0, 2), st.integers(2**31, 2**80)),
+            "job_id": st.one_of(st.sampled_from(run_ids + ["nope", "a:b", "x" * 300]), FUZZ_TEXT),
+            "registry_name": st.one_of(st.sampled_from(RQ_REGISTRY_NAMES), FUZZ_TEXT),
+            "queue_name": st.one_of(st.just(queue), FUZZ_TEXT.map(lambda t: f"fuzz-{t}")),
+            "per_page": NUMBERS, "page": NUMBERS, "order": st.one_of(st.sampled_from(["asc", "dsc"]), FUZZ_TEXT),
+            "filename": st.sampled_from(["css/bootstrap.min.css", "../../etc/passwd", "nope.js"])}
+
+
+def test_rq_dashboard_urls_fuzzed_get_no_5xx_and_errors_in_shape(app, web, make_job, clean_db, redis, settings):
+    from urllib.parse import quote
+
+    from trad.jobs.queue import enqueue_run, new_run_id
+
+    run_ids = [enqueue_run(redis, settings, job["id"], new_run_id(job["id"])).id for job in (make_job(), make_job())]
+    rules = [(rule, method) for rule in app.url_map.iter_rules() if rule.rule.startswith("/rq")
+             for method in sorted(rule.methods - {"HEAD", "OPTIONS"})]
+    values = rq_values(settings.queue, run_ids)
+    session, statuses, problems = requests.Session(), Counter(), []
+
+    @hsettings(max_examples=300, derandomize=True, **HYPOTHESIS)
+    @given(st.sampled_from(rules), st.data())
+    def send(rule_and_method, data):
+        rule, method = rule_and_method
+        url = rule.rule
+        for name in rule.arguments:
+            value = quote(str(data.draw(values[name], label=name)), safe="")
+            url = re.sub(r"<(?:[a-z]+:)?%s>" % name, value or "%20", url)
+        response = session.request(method, f"{web.url}{url}", timeout=15, headers={"Sec-Fetch-Site": "same-origin"})
+        statuses[response.status_code] += 1
+        problem = error_shape_problem(response.status_code, response.headers.get("X-Trace-Id"), response.text)
+        if problem:
+            problems.append(f"{method} {url} → {problem}")
+
+    try:
+        send()
+    finally:
+        session.close()
+        training_queue(redis, settings).empty()
+    assert problems == [], "\n".join(problems[:20])
+    assert statuses[404] >= 20 and statuses[422] >= 5 and statuses[200] >= 20, statuses

@@ -8,6 +8,7 @@ import json
 from urllib.parse import unquote, urlsplit
 
 from flask import Flask, Response, current_app, g, request
+from rq import Queue
 from rq.job import JOB_ID_PATTERN
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -132,6 +133,9 @@ def check_rq_arguments() -> None:
             raise InvalidInput.field(name, f"must be a whole number from 1 to {highest:,}, got {value!r}")
     if args.get("order", "asc") not in RQ_ORDERS:
         raise InvalidInput.field("order", f"must be one of {', '.join(RQ_ORDERS)}, got {args['order']!r}")
+    if request.endpoint == "rq_dashboard.compact_queue" and not Queue(args["queue_name"],
+                                                                      connection=current_app.redis_conn).count:
+        raise NotFound(f"RQ queue {args['queue_name']!r} holds no jobs to compact")  # rq's RENAME would fail
 
 
 def check_json_body() -> None:
