@@ -24,27 +24,27 @@ from gunicorn.http.errors import (ExpectationFailed, ForbiddenProxyRequest, Inva
                                   ParseException, UnsupportedTransferCoding)
 from gunicorn.workers.ggevent import GeventWorker
 
-# (kind, status, reason, code, message); the first kind the error is an instance of answers it.
-ANSWERS: tuple[tuple[type, int, str, str, str], ...] = (
-    ((InvalidResponseHeader, InvalidResponseHeaderName), 500, "Internal Server Error", "INTERNAL_ERROR",
-     "internal error; quote trace id {trace} when reporting it"),
+# (kind, status, reason, code, message): the first kind the error is an instance of answers it.
+INTERNAL = (500, "Internal Server Error", "INTERNAL_ERROR", "internal error; quote trace id {trace} when reporting it")
+ANSWERS: tuple[tuple[type | tuple[type, ...], int, str, str, str], ...] = (
+    ((InvalidResponseHeader, InvalidResponseHeaderName), *INTERNAL),  # the app's header: its fault, not the client's
     (LimitRequestLine, 414, "URI Too Long", "URI_TOO_LONG", "the request line is longer than the server accepts"),
     (LimitRequestHeaders, 431, "Request Header Fields Too Large", "HEADERS_TOO_LARGE",
      "the request's headers are more or larger than the server accepts"),
-    (UnsupportedTransferCoding, 400, "Bad Request", "BAD_REQUEST",  # gunicorn's 501: bad input is never a 5xx here
+    (UnsupportedTransferCoding, 400, "Bad Request", "BAD_REQUEST",  # gunicorn says 501; bad input is a 4xx here
      "the request's Transfer-Encoding is not supported (send chunked or a Content-Length)"),
-    (ExpectationFailed, 417, "Expectation Failed", "EXPECTATION_FAILED", "the request's Expect header is not supported"),
+    (ExpectationFailed, 417, "Expectation Failed", "EXPECTATION_FAILED",
+     "the request's Expect header is not supported"),
     (ForbiddenProxyRequest, 403, "Forbidden", "FORBIDDEN", "PROXY protocol lines are not accepted from this address"),
     (ParseException, 400, "Bad Request", "BAD_REQUEST", "malformed HTTP request: {kind}"),
 )
-UNEXPECTED = (500, "Internal Server Error", "INTERNAL_ERROR", "internal error; quote trace id {trace} when reporting it")
 
 
 def answer_for(exc: BaseException) -> tuple[int, str, str, str]:
     """(status, reason, code, message) of the response to a request that failed outside the app."""
-    kind = " ".join(re.findall(r"[A-Z]+(?![a-z])|[A-Z][a-z0-9]*", type(exc).__name__)).lower()  # InvalidHTTPVersion → invalid http version
-    found = next((answer[1:] for answer in ANSWERS if isinstance(exc, answer[0])), UNEXPECTED)
-    return (*found[:3], found[3].replace("{kind}", kind))
+    words = re.findall(r"[A-Z]+(?![a-z])|[A-Z][a-z0-9]*", type(exc).__name__)  # InvalidHTTPVersion → 3 words
+    status, reason, code, message = next((answer[1:] for answer in ANSWERS if isinstance(exc, answer[0])), INTERNAL)
+    return status, reason, code, message.replace("{kind}", " ".join(words).lower())
 
 
 def error_response(status: int, reason: str, code: str, message: str, trace: str) -> bytes:
