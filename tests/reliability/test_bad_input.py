@@ -2,7 +2,7 @@
 /openapi.json by schemathesis against a real `trad serve`, arbitrary JSON through the job request
 model and the API, corrupted CSV files through the importer, oversized bodies, page sizes.
 
-Elsewhere already: 60 hand-written bad requests, each with its status, code and field
+Elsewhere already: 72 hand-written bad requests, each with its status, code and field
 (tests/api/test_bad_input.py), and arbitrary text through the CSV reader (tests/data/test_importer.py).
 """
 
