@@ -6,8 +6,9 @@
 InvalidInput → 422, NotFound (and an unknown RQ job under /rq) → 404, Conflict (and an RQ
 operation the job's state forbids) → 409, ServiceUnavailable (and a lost PostgreSQL or Redis
 connection) → 503, problems of the HTTP request itself (bad JSON, a missing token, a body
-over the size limit or with broken chunks, an unknown route) → their 4xx, anything else → 500 with only the trace
-id: the traceback goes to the log, never into a response.
+over the size limit or with broken chunks, an unknown route) → their 4xx, anything else →
+500 with only the trace id: the traceback goes to the log, never into a response. (HTTP that
+gunicorn cannot parse never reaches the app: trad.gunicorn_worker answers it in this shape.)
 """
 
 from __future__ import annotations

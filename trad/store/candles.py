@@ -235,10 +235,12 @@ def import_synthetic(db: Database, symbol: str, timeframe: str, candles: int, se
     try:
         frame = synthetic_candles(candles, seed=seed, timeframe=timeframe, start=start)
     except (ValueError, OverflowError):  # pandas' OutOfBoundsDatetime is a ValueError
-        raise InvalidInput.field("start", f"{start!r} is not an ISO date in the years 1 to 9999") from None
-    if frame["timestamp"].iloc[0] < EARLIEST or frame["timestamp"].iloc[-1] > LATEST:
-        raise InvalidInput.field("start", f"{candles:,} {timeframe} candles from {start} do not fit in the "
-                                          f"years 1 to 9999 in UTC")
+        if start is not None and pd.isna(pd.to_datetime(start, errors="coerce", utc=True)):
+            raise InvalidInput.field("start", f"{start!r} is not an ISO date in the years 1 to 9999") from None
+        frame = None
+    if frame is None or frame["timestamp"].iloc[0] < EARLIEST or frame["timestamp"].iloc[-1] > LATEST:
+        raise InvalidInput.field("start", f"{candles:,} {timeframe} candles from {start or 'the default start'} "
+                                          f"do not fit in the years 1 to 9999 in UTC")
     return _store_frame(db, symbol, timeframe, frame)
 
 
