@@ -3,7 +3,8 @@
 Accepted: a header row or none (then the columns are timestamp, open, high, low, close,
 volume); common column names (`Date`, `time`, `Open`, `o`, `Vol`, an unnamed first
 column …); timestamps as Unix seconds, milliseconds, microseconds or ISO 8601 text
-(naive times are UTC). Every row is checked before anything is written.
+(naive times are UTC) in the years 1–9999 in UTC; UTF-8 text, or UTF-16 with its byte-order
+mark. Every row is checked before anything is written.
 """
 
 from __future__ import annotations
