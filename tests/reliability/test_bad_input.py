@@ -1,9 +1,11 @@
 """Bad input of every kind gets a 4xx in the error shape, never a 5xx: requests generated from
 /openapi.json by schemathesis against a real `trad serve`, arbitrary JSON through the job request
-model and the API, corrupted CSV files through the importer, oversized bodies, page sizes.
+model and the API, corrupted CSV files through the importer, oversized bodies, page sizes,
+rq-dashboard's URLs with fuzzed parts against a real `trad serve`.
 
 Elsewhere already: 72 hand-written bad requests, each with its status, code and field
-(tests/api/test_bad_input.py), and arbitrary text through the CSV reader (tests/data/test_importer.py).
+(tests/api/test_bad_input.py), arbitrary text through the CSV reader (tests/data/test_importer.py),
+and malformed HTTP (tests/reliability/test_access.py).
 """
 
 from __future__ import annotations
