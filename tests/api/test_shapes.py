@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from trad.api.errors import validation_details
-from trad.api.jobs import complete_through, metric_series, page_meta
+from trad.api.jobs import metric_series, page_meta
 from trad.api.schemas import TrainAllRequest
 from trad.jobs.requests import JobRequest
 from trad.training.batch import choose_timeframe, estimate_eta, final_counts, format_duration, summarize
@@ -86,14 +86,6 @@ def test_metric_series_are_the_page_rows_as_columns():
     assert series["iterations"] == [1, 2, 4] and series["valid"] == [False, True, False]
     assert series["best_score"] == [None, 0.5, 0.5] and series["params"][2] == {"x": 4}
     assert metric_series([])["best_score"] == []
-
-
-def test_metrics_are_complete_through_the_oldest_episode_in_flight():
-    searching = {"status": "running", "last_iteration": 9, "step_details": {"oldest_in_flight": 6}}
-    assert complete_through(searching) == 5  # 7-9 recorded, 6 still running: it may yet arrive
-    assert complete_through({**searching, "step_details": {"oldest_in_flight": 12}}) == 9
-    assert complete_through({**searching, "step_details": {"step": "validation"}}) == 9
-    assert complete_through({**searching, "status": "stopped"}) == 9  # a gap left by a stop stays one
 
 
 def test_page_meta_counts_pages():

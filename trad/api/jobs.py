@@ -40,18 +40,6 @@ def metric_series(rows: Iterable[Mapping[str, Any]]) -> dict[str, list]:
     return series
 
 
-def complete_through(state: Mapping[str, Any]) -> int:
-    """The iteration up to which a job's evaluations are final: every one that will ever be recorded is.
-
-    Parallel episodes finish out of order (the 5th may be recorded while the 4th still runs), so
-    the last recorded iteration is no safe cursor while a search runs: the row's step details
-    name the oldest episode in flight, and only iterations below it are final. A job that is not
-    searching has none in flight; a gap left by a stop stays a gap.
-    """
-    oldest = (state["step_details"] or {}).get("oldest_in_flight") if state["status"] == "running" else None
-    return state["last_iteration"] if oldest is None else min(state["last_iteration"], int(oldest) - 1)
-
-
 @bp.post("", responses={201: JobRow, **errors(400, 413, 415)})
 def create_job(body: JobRequest):
     """Create a training job: check it, insert it `queued` and enqueue it."""
@@ -132,5 +120,5 @@ def get_metrics(path: JobPath, query: MetricQuery):
             raise NotFound(f"training job {path.job_id} does not exist")
         rows = metric_page(conn, path.job_id, after_iteration=query.after_iteration, limit=query.limit,
                            offset=query.offset)
-    meta = {"total": state["total"], "complete_through": complete_through(state)}
+    meta = {"total": state["total"], "complete_through": state["unbroken_through"]}
     return shaped(MetricSeries, {**metric_series(rows), "meta": meta})

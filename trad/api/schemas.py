@@ -226,8 +226,9 @@ class LogPage(BaseModel):
 
 class MetricMeta(BaseModel):
     total: int = Field(description="evaluations the job has recorded")
-    complete_through: int = Field(description="every evaluation up to this iteration that will ever be recorded "
-                                              "is: pass it as after_iteration to fetch only what is new")
+    complete_through: int = Field(description="iterations 1 to this one are all recorded: pass it as "
+                                              "after_iteration to fetch only what is new (an iteration "
+                                              "still to come — running, or a gap a resume fills — is above it)")
 
 
 class MetricSeries(BaseModel):

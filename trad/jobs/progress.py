@@ -182,7 +182,6 @@ class ProgressCallback:
         details = {"episode": metadata.get("episode"),
                    "episode_progress": round(float(metadata.get("episode_progress") or 0.0), 4),
                    "in_flight": len(metadata.get("in_flight") or ()),
-                   "oldest_in_flight": min((e["episode"] for e in metadata.get("in_flight") or ()), default=None),
                    "optimizer_seconds": round(float(metadata.get("optimizer_seconds") or 0.0), 3)}
         self.step_progress(100.0 * float(metadata.get("progress", 0.0)), details, **fields)
 

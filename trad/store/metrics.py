@@ -62,12 +62,21 @@ def metric_page(conn: Connection, job_id: int, after_iteration: int | None = Non
 
 
 def metric_state(conn: Connection, job_id: int) -> dict | None:
-    """In one snapshot: the job's status and step details, its evaluation count and last iteration."""
+    """In one snapshot: whether the job exists, its evaluation count, and `unbroken_through`, the
+    last iteration of the unbroken run 1…K of recorded ones (0 when iteration 1 is missing)."""
     with conn.cursor() as cur:
         cur.execute("""
-            SELECT j.status, j.step_details, agg.total, agg.last_iteration
+            SELECT agg.total,
+                   CASE WHEN agg.total = agg.last_iteration THEN agg.last_iteration
+                        WHEN agg.first_iteration <> 1 THEN 0
+                        ELSE (SELECT min(m.iteration) FROM training_metrics m
+                               WHERE m.job_id = j.id
+                                 AND NOT EXISTS (SELECT 1 FROM training_metrics n
+                                                  WHERE n.job_id = j.id AND n.iteration = m.iteration + 1))
+                   END AS unbroken_through
               FROM training_jobs j,
-                   LATERAL (SELECT count(*) AS total, coalesce(max(iteration), 0) AS last_iteration
+                   LATERAL (SELECT count(*) AS total, coalesce(max(iteration), 0) AS last_iteration,
+                                   min(iteration) AS first_iteration
                               FROM training_metrics WHERE job_id = j.id) agg
              WHERE j.id = %s""", (job_id,))
         row = cur.fetchone()
