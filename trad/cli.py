@@ -20,8 +20,16 @@ def _database():
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="trad")
-def cli() -> None:
+@click.option("--demo", "demo_dir", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
+              help="Use the servers of the `trad demo` running on DIR (its --data-dir, or the folder holding "
+                   "its .trad), whatever the environment says. Without it, a demo running in ./.trad is used "
+                   "when none of TRAD_DATABASE_URL, TRAD_REDIS_URL and DB_* is set.")
+def cli(demo_dir: Path | None) -> None:
     """Train trading strategies and watch the training live."""
+    if demo_dir is not None:
+        from trad.config import use_demo
+
+        use_demo(demo_dir)
 
 
 @cli.group()
@@ -162,12 +170,66 @@ def _param_override(text: str) -> tuple[str, object]:
     return name, number(value)
 
 
+DEFAULT_OPTIMIZER = "bayesian"  # a convenience of `trad train` (as of train-all): the API asks for one
+TRAIN_FLAGS = {"strategy": "--strategy", "symbol": "--symbol", "timeframe": "--timeframe", "optimizer": "--optimizer",
+               "n_iterations": "--iterations", "objective": "--objective", "n_jobs": "--n-jobs", "seed": "--seed",
+               "job_name": "--name"}
+
+
+def _job_file(handle) -> dict:
+    """The JSON object in a --file; any defect is one line (BadParameter), never a traceback."""
+    import json
+
+    try:
+        text = handle.read()
+    except UnicodeDecodeError:
+        raise click.BadParameter("not UTF-8 text", param_hint="--file") from None
+    try:
+        body = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--file") from None
+    except RecursionError:
+        raise click.BadParameter("JSON nested too deeply to be a job request", param_hint="--file") from None
+    if not isinstance(body, dict):
+        raise click.BadParameter(f"a job request is a JSON object, not {type(body).__name__}", param_hint="--file")
+    return body
+
+
+def _request_errors(exc) -> str:
+    """Every field pydantic refused, in one line: `field (--flag): issue; …`.
+
+    A value that may take several shapes (a `--param` override: a number, a range, choices) is
+    judged by the shape it fits best: of the shapes it has the type of, the one with fewest issues."""
+    plain: list[tuple[str, str]] = []
+    shapes: dict[str, dict[str, list[tuple[str, str]]]] = {}
+    for error in exc.errors():
+        loc = [str(p) for p in error["loc"]]
+        message = "missing" if error["type"] == "missing" else error["msg"]
+        tag = next((i for i, part in enumerate(loc) if _union_member(part)), None)
+        if tag is None:
+            plain.append((".".join(loc) or "request", message))
+            continue
+        issues = shapes.setdefault(".".join(loc[:tag]), {}).setdefault(loc[tag], [])
+        wrong_type = len(loc) == tag + 1 and error["type"].endswith(("_type", "_parsing"))
+        issues.append((".".join(loc[:tag] + loc[tag + 1:]), "" if wrong_type else message))
+    for field, members in shapes.items():
+        fitting = [issues for issues in members.values() if all(message for _, message in issues)]
+        plain += min(fitting, key=len) if fitting else [(field, "not a value, range or choices it can take")]
+    return "; ".join(f"{where}{f' ({TRAIN_FLAGS[where]})' if where in TRAIN_FLAGS else ''}: {message}"
+                     for where, message in plain)
+
+
+def _union_member(part: str) -> bool:
+    """pydantic names the member of a union in an error's location: a class, a validator or a type."""
+    return part[:1].isupper() or "[" in part or part in ("int", "float", "str", "bool")
+
+
 @cli.command()
 @click.option("--file", "json_file", type=click.File("r"), help="A JSON job request (flags override it).")
 @click.option("--strategy", help="liquidity_sweep, sma_crossover or rsi_reversion.")
 @click.option("--symbol")
-@click.option("--timeframe")
-@click.option("--optimizer", type=click.Choice(["grid", "random", "bayesian"]))
+@click.option("--timeframe", help="1m 5m 15m 30m 1h 4h 1d.")
+@click.option("--optimizer", type=click.Choice(["grid", "random", "bayesian"]), help="Default bayesian.")
 @click.option("--iterations", "n_iterations", type=int, help="Evaluations (random/bayesian).")
 @click.option("--objective")
 @click.option("--n-jobs", type=int, help="Processes evaluating in parallel.")
@@ -176,19 +238,16 @@ def _param_override(text: str) -> tuple[str, object]:
 @click.option("--param", "params", multiple=True, help="NAME=VALUE, NAME=LOW:HIGH[:STEP] or NAME=A,B,C.")
 @click.option("--no-validation", is_flag=True, help="Skip walk-forward validation.")
 def train(json_file, params, no_validation, **flags) -> None:
-    """Start a training job; prints its id."""
-    import json
-
+    """Start a training job; prints its id. Strategy, symbol and timeframe are needed (flags or
+    --file); every missing or invalid field is named at once."""
     import pydantic
 
     from trad.jobs.control import create_job
     from trad.jobs.requests import JobRequest
 
-    try:
-        body = json.load(json_file) if json_file else {}
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--file") from None
+    body = _job_file(json_file) if json_file else {}
     body.update({k: v for k, v in flags.items() if v is not None})
+    body.setdefault("optimizer", DEFAULT_OPTIMIZER)
     if params:
         body["param_space"] = {**body.get("param_space", {}), **dict(map(_param_override, params))}
     if no_validation:
@@ -196,9 +255,7 @@ def train(json_file, params, no_validation, **flags) -> None:
     try:
         request = JobRequest.model_validate(body)
     except pydantic.ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "request"
-        raise click.UsageError(f"{where}: {first['msg']}") from None
+        raise click.UsageError(_request_errors(exc)) from None
     row = create_job(*_services(), request)
     click.echo(row["id"])
 
@@ -231,15 +288,36 @@ def stop(job_id: int) -> None:
 
 @cli.command()
 @click.argument("job_id", type=int)
-@click.option("--url", envvar="TRAD_URL", default=None,
-              help="Web app to stream from (default TRAD_URL or http://TRAD_HOST:PORT).")
-def watch(job_id: int, url: str | None) -> None:
-    """Follow a job live in the terminal; exits 0 succeeded, 1 failed, 3 stopped."""
-    from trad.watch import watch_job
+@click.option("--url", default=None,
+              help="Web app to stream from (default TRAD_URL, the running demo's, or http://TRAD_HOST:PORT).")
+@click.option("--reconnect-for", type=click.FloatRange(min=0), default=15.0, show_default=True, metavar="SECONDS",
+              help="How long to keep reconnecting after the stream drops.")
+def watch(job_id: int, url: str | None, reconnect_for: float) -> None:
+    """Follow a job live in the terminal until it ends.
+
+    A dropped stream (the web app restarting) is resumed where it stopped. Anything else
+    that ends the watch prints one line on stderr. Exit codes:
+
+    \b
+      0  the job succeeded
+      1  the job failed
+      2  usage error
+      3  the job was stopped
+      4  no such job (or it was deleted)
+      5  the web app refused the token (TRAD_API_TOKEN)
+      6  the web app does not answer (refused, timed out, error status)
+      7  the stream dropped and did not come back within --reconnect-for
+    """
+    from trad.watch import WatchError, watch_job
 
     settings = get_settings()
-    base = url or f"http://{settings.host}:{settings.port}"
-    sys.exit(watch_job(base, job_id, settings.api_token))
+    base = url or settings.web_url or f"http://{settings.host}:{settings.port}"
+    try:
+        code = watch_job(base, job_id, settings.api_token, reconnect_for=reconnect_for)
+    except WatchError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        code = exc.exit_code
+    sys.exit(code)
 
 
 @cli.command()
@@ -306,9 +384,10 @@ def cancel() -> None:
 def demo(data_dir: Path, host: str, port: int | None, quick: bool) -> None:
     """Everything on this machine: embedded PostgreSQL and Redis (unless TRAD_DATABASE_URL and
     TRAD_REDIS_URL are set), sample candles, the web app, a worker and a demo job. Ctrl-C stops it all."""
+    from trad.config import Settings
     from trad.demo import run_demo
 
-    settings = get_settings()
+    settings = Settings.from_env()  # its own servers: never those of a demo already running
     sys.exit(run_demo(data_dir, host=host, port=port or settings.port, quick=quick, settings=settings))
 
 

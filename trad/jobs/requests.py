@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from trad.data.frames import TIMEFRAMES
 from trad.errors import InvalidInput
@@ -31,6 +32,24 @@ class Strict(BaseModel):
     """Unknown fields are an error, not silently dropped."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+def _without_nul(body: Any) -> Any:
+    """Refuse a NUL character in any name or text of a request (PostgreSQL cannot store one);
+    walked without recursion, so a deeply nested body cannot exhaust the stack."""
+    pending: list[tuple[str, Any]] = [("", body)]
+    while pending:
+        where, value = pending.pop()
+        if isinstance(value, str) and "\x00" in value:
+            raise PydanticCustomError("nul_character", "{where} contains a NUL character",
+                                      {"where": where or "a value"})
+        if isinstance(value, dict):
+            for key, item in value.items():
+                pending.append((f"{where}.{key}" if where else str(key), item))
+                pending.append((f"the name {key!r}" if isinstance(key, str) else where, key))
+        elif isinstance(value, (list, tuple)):
+            pending.extend((f"{where}[{i}]", item) for i, item in enumerate(value))
+    return body
 
 
 class RangeOverride(Strict):
@@ -93,6 +112,8 @@ class JobRequest(Strict):
     target_score: float | None = None
     patience: int | None = Field(default=None, ge=1, le=10_000)
     validation: ValidationRequest = Field(default_factory=ValidationRequest)
+
+    _no_nul = model_validator(mode="before")(_without_nul)
 
     @field_validator("end")
     @classmethod
