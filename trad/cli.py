@@ -380,10 +380,12 @@ def cancel() -> None:
               show_default=True, help="Where the embedded servers keep their data, and the logs.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address of the web app.")
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Web port (default PORT, 8000).")
-@click.option("--quick", is_flag=True, help="A small demo job that ends in seconds.")
+@click.option("--quick", is_flag=True, help="A small demo job that ends in seconds (instead of about a minute).")
 def demo(data_dir: Path, host: str, port: int | None, quick: bool) -> None:
     """Everything on this machine: embedded PostgreSQL and Redis (unless TRAD_DATABASE_URL and
-    TRAD_REDIS_URL are set), sample candles, the web app, a worker and a demo job. Ctrl-C stops it all."""
+    TRAD_REDIS_URL are set), sample candles, the web app, a worker and a demo job sized to run
+    about a minute here. While it runs, trad commands started in the same directory (or with
+    `trad --demo DATA_DIR`) use its servers. Ctrl-C stops it all."""
     from trad.config import Settings
     from trad.demo import run_demo
 

@@ -36,7 +36,8 @@ from typing import Any, Iterator
 import click
 
 from trad.config import DEMO_DIR, DEMO_LOCK, DemoServers, Settings, remove_demo_file
-from trad.demo_job import DemoJob, demo_frame, demo_job_request, load_demo_candles, size_demo_job
+from trad.demo_job import (DEMO_SYMBOLS, JOB_SYMBOL, DemoJob, demo_candles_summary, demo_frame, demo_job_request,
+                           load_demo_candles, size_demo_job)
 from trad.embedded import Child, EmbeddedPostgres, EmbeddedRedis, stop_children
 from trad.errors import InvalidInput, ServiceUnavailable
 
@@ -74,6 +75,14 @@ def lock_data_dir(data_dir: Path, attempts: int = 5) -> Any:
             time.sleep(0.05)
     handle.close()
     raise InvalidInput.field("--data-dir", f"another trad demo is running on {data_dir}")
+
+
+def say(message: str, err: bool = False) -> None:
+    """click.echo that a closed terminal or pipe cannot break: stopping must go on regardless."""
+    try:
+        click.echo(message, err=err)
+    except OSError:
+        pass
 
 
 def trad_command() -> str:
@@ -156,9 +165,10 @@ class Demo:
         self.start_children()
         self.db = Database(self.settings.database_url, max_connections=2, application_name="trad-demo")
         started = time.perf_counter()
-        summary = load_demo_candles(self.db)
-        click.echo(f"  candles     {summary} ({time.perf_counter() - started:.1f} s)")
+        load_demo_candles(self.db, [JOB_SYMBOL], sample=False)  # the job's first; the others meanwhile
         self.job_id = self.enqueue_job()
+        load_demo_candles(self.db, [s for s in DEMO_SYMBOLS if s != JOB_SYMBOL])
+        click.echo(f"  candles     {demo_candles_summary()} ({time.perf_counter() - started:.1f} s)")
         wait_for_web(self.url, self.settings.api_token, self.children[0])
 
     def start_children(self) -> None:
@@ -241,7 +251,7 @@ class Demo:
                 step()
             except Exception as exc:  # keep going: the servers must stop whatever else failed
                 reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                click.echo(f"warning: stopping {name}: {reason}", err=True)
+                say(f"warning: stopping {name}: {reason}", err=True)
 
     def stop_jobs(self, timeout: float = JOB_STOP_TIMEOUT) -> None:
         """Ask the demo job and whatever our worker runs to stop; wait until they have."""
@@ -304,9 +314,9 @@ def run_demo(data_dir: Path, host: str, port: int, quick: bool, settings: Settin
     finally:
         for s in STOP_SIGNALS:
             signal.signal(s, signal.SIG_IGN)
-        click.echo("\nstopping the demo …")
+        say("\nstopping the demo …")
         demo.stop()
-        click.echo("stopped")
+        say("stopped")
         for s, handler in previous.items():
             signal.signal(s, handler)
         lock.close()

@@ -2,33 +2,29 @@
 
 The demo job is a Bayesian liquidity_sweep search on a year of synthetic 1-minute candles
 (DEMO-A, 525,600 candles), then walk-forward validation of its 20 best configurations in
-8 folds of 90 + 30 days. Its number of episodes comes from a calibration at demo start:
-a few backtests of fixed configurations on those candles, timed (`time_backtest`), and a
-cost model of the whole job in units of that backtest (`demo_iterations`), fitted to
-the demo's search run on the 2-vCPU machine of the benchmarks (load average 3.5, where one
-calibration backtest took 24–26 ms):
+9 folds of 90 + 30 days. Its number of episodes comes from a calibration at demo start:
+a few backtests of fixed configurations on those candles, timed in CPU seconds
+(`time_backtest`), and a cost model of the job in units of that backtest (`job_seconds`),
+fitted to the demo's search run on the 2-vCPU machine of the benchmarks (one calibration
+backtest 24–32 ms of CPU there):
 
-- an episode's backtest costs EPISODE_BACKTESTS calibration backtests: 2.1–2.8 measured, as
-  the search settles on short lookbacks, which are dearer than the calibration's random mix
-  (and the calibration keeps the fastest of two runs);
-- the Gaussian-process model costs MODEL_BASE + MODEL_GROWTH·n calibration backtests per
-  episode once n results are in (9 ms, 0.36 backtests, on average over 1,000 episodes;
-  refits grow as n³ but come at every 50 % of growth);
-- validation costs VALIDATION_BACKTESTS (49 measured: 9 folds × 21 backtests of 90- and
-  30-day windows), loading the candles and the steps around the search OVERHEAD_SECONDS.
+- an episode costs EPISODE_COST + EPISODE_GROWTH·n calibration backtests on average over a
+  search of n episodes: 0.98 measured over 300 episodes, 1.57 over 1,300 — the search settles
+  on short lookbacks, dearer than the calibration's random mix, and its Gaussian-process
+  model costs more as results accumulate (~3–9 ms an episode at 1,000);
+- validation costs VALIDATION_BACKTESTS (43–49 measured: 9 folds × 21 backtests of 90- and
+  30-day windows); loading the candles and the steps around the search OVERHEAD_SECONDS.
 
-On that machine this gives ~800 episodes; on a quiet one (15 ms backtests) ~1,250, where
-the model costs ~4 ms an episode.
-
-So a faster machine runs more episodes and a slower one fewer, within MIN_ITERATIONS and
-MAX_ITERATIONS; a quick demo (tests) runs QUICK_ITERATIONS whatever the machine.
+That gives ~1,300 episodes there. A faster machine runs more, a slower one fewer, within
+MIN_ITERATIONS..MAX_ITERATIONS; other programs loading the machine make the job longer
+(108 s at load average 4), never shorter. A quick demo (tests) runs QUICK_ITERATIONS.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import pandas as pd
 
@@ -42,10 +38,10 @@ QUICK_ITERATIONS = 15
 MIN_ITERATIONS, MAX_ITERATIONS = 150, 3000
 CALIBRATION_SEED = 7
 CALIBRATION_CONFIGS = 4
+CALIBRATION_RUNS = 3
 CALIBRATION_BUDGET = 3.0  # seconds at most; a slower machine stops timing early
-EPISODE_BACKTESTS = 2.5
-MODEL_BASE, MODEL_GROWTH = 0.04, 0.0006
-VALIDATION_BACKTESTS = 50.0
+EPISODE_COST, EPISODE_GROWTH = 0.8, 0.0006
+VALIDATION_BACKTESTS = 45.0
 OVERHEAD_SECONDS = 3.0
 VALIDATION = {"train_window_days": 90, "test_window_days": 30, "gap_days": 0}  # 8 folds in a year
 
@@ -72,8 +68,8 @@ def demo_job_request(iterations: int, quick: bool = False) -> dict[str, Any]:
 
 def job_seconds(iterations: int, backtest_seconds: float) -> float:
     """The cost model: seconds the demo job takes where one calibration backtest takes `backtest_seconds`."""
-    model = iterations * (MODEL_BASE + MODEL_GROWTH * iterations / 2)  # per-episode cost, averaged over the run
-    return OVERHEAD_SECONDS + backtest_seconds * (EPISODE_BACKTESTS * iterations + model + VALIDATION_BACKTESTS)
+    search = iterations * (EPISODE_COST + EPISODE_GROWTH * iterations)
+    return OVERHEAD_SECONDS + backtest_seconds * (search + VALIDATION_BACKTESTS)
 
 
 def demo_iterations(backtest_seconds: float, target: float = DEMO_SECONDS) -> int:
@@ -97,8 +93,12 @@ def size_demo_job(frame: pd.DataFrame, quick: bool) -> DemoJob:
 
 
 def time_backtest(frame: pd.DataFrame, budget: float = CALIBRATION_BUDGET) -> float:
-    """Seconds of one backtest of the demo's search here, now: the mean of CALIBRATION_CONFIGS fixed
-    configurations (the fastest of two runs of each, after a warm-up on a slice), on `frame`."""
+    """CPU seconds of one backtest of the demo's search here: the mean over CALIBRATION_CONFIGS fixed
+    configurations of the fastest of CALIBRATION_RUNS runs each (after a warm-up on a slice).
+
+    CPU time and the fastest run, because the calibration lasts a second and the job a minute:
+    a burst of load from other programs during that second must not shrink the job (it would
+    end before anyone watched it); load during the job only makes it longer."""
     from trad.optimize import build_search_space, evaluate_config
     from trad.optimize.random import random_configurations
     from trad.strategies import get_strategy
@@ -110,10 +110,10 @@ def time_backtest(frame: pd.DataFrame, budget: float = CALIBRATION_BUDGET) -> fl
     deadline, fastest = time.monotonic() + budget, []
     for params in configs:
         runs = []
-        for _ in range(2):
-            started = time.perf_counter()
+        for _ in range(CALIBRATION_RUNS):
+            started = time.process_time()
             evaluate_config(frame, STRATEGY, params)
-            runs.append(time.perf_counter() - started)
+            runs.append(time.process_time() - started)
             if time.monotonic() > deadline:
                 break
         fastest.append(min(runs))
@@ -130,12 +130,13 @@ def demo_frame(spec: tuple[str, str, int, int] = JOB_SYMBOL) -> pd.DataFrame:
     return synthetic_candles(candles, seed=seed, timeframe=timeframe)
 
 
-def load_demo_candles(db: Any) -> str:
-    """Store the synthetic DEMO-A/B/C and the shipped GOOG sample; returns a one-line summary.
+def load_demo_candles(db: Any, symbols: Sequence[tuple[str, str, int, int]] = DEMO_SYMBOLS,
+                      sample: bool = True) -> None:
+    """Store synthetic demo candles (and the shipped GOOG sample).
 
     The synthetic candles are deterministic, so a symbol already holding as many candles
-    over the same range is left alone (a re-run starts faster); otherwise, and for GOOG,
-    the candles are upserted.
+    over the same range is left alone (a re-run starts in a fraction of a second); otherwise,
+    and for GOOG, the candles are upserted (~5 s for DEMO-A's 525,600 on the first start).
     """
     from trad.data.frames import sample_csv, timeframe_seconds
     from trad.data.synthetic import DEFAULT_START
@@ -143,13 +144,18 @@ def load_demo_candles(db: Any) -> str:
 
     with db.connection() as conn:
         stored = {(r["symbol"], r["timeframe"]): r for r in candle_summary(conn)}
-    for symbol, timeframe, candles, seed in DEMO_SYMBOLS:
+    for symbol, timeframe, candles, seed in symbols:
         last = DEFAULT_START + pd.Timedelta(seconds=timeframe_seconds(timeframe) * (candles - 1))
         have = stored.get((symbol, timeframe))
         if have and (have["candles"], have["first"], have["last"]) == (candles, DEFAULT_START, last):
             continue
         import_synthetic(db, symbol, timeframe, candles, seed=seed)
-    symbol, timeframe, name = SAMPLE
-    sample = import_csv(db, sample_csv(name), symbol, timeframe)
+    if sample:
+        symbol, timeframe, name = SAMPLE
+        import_csv(db, sample_csv(name), symbol, timeframe)
+
+
+def demo_candles_summary() -> str:
+    """The demo's candles in one line."""
     synthetic = ", ".join(f"{s} {tf} ({n:,})" for s, tf, n, _ in DEMO_SYMBOLS)
-    return f"{synthetic} synthetic, a year each; {symbol} {timeframe} ({sample:,})"
+    return f"{synthetic} synthetic, a year each; {SAMPLE[0]} {SAMPLE[1]} (sample)"

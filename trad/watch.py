@@ -98,6 +98,8 @@ def _open_stream(base_url: str, job_id: int, token: str | None, last_event_id: s
     if last_event_id:
         headers["Last-Event-ID"] = last_event_id
     try:
+        connection.connect()
+        sock = connection.sock  # the response keeps reading from it, and may take it from the connection
         connection.request("GET", f"{parts.path.rstrip('/')}/api/v1/training-jobs/{job_id}/stream", headers=headers)
         response = connection.getresponse()
     except (OSError, http.client.HTTPException) as exc:
@@ -106,7 +108,7 @@ def _open_stream(base_url: str, job_id: int, token: str | None, last_event_id: s
             raise WatchError(NOT_ANSWERING, f"the web app at {base_url} does not answer ({_reason(exc)})") from None
         raise _Dropped(_reason(exc)) from None
     if response.status == 200:
-        connection.sock.settimeout(READ_TIMEOUT)
+        sock.settimeout(READ_TIMEOUT)
         return response
     message = _error_message(response)
     connection.close()
