@@ -33,25 +33,24 @@ def test_bad_values_name_the_variable(name, value):
         Settings.from_env({name: value})
 
 
-def demo_servers(pid: int) -> "DemoServers":
+def demo_servers() -> "DemoServers":
     from trad.config import DemoServers
 
-    return DemoServers(pid=pid, database_url="postgresql://demo/trad", redis_url="redis://127.0.0.1:7/0",
+    return DemoServers(database_url="postgresql://demo/trad", redis_url="redis://127.0.0.1:7/0",
                        queue="demo-queue", redis_prefix="demo:", web_url="http://127.0.0.1:8123")
 
 
 def test_a_running_demos_servers_are_used_unless_a_server_variable_is_set(tmp_path):
     import fcntl
-    import os
 
     from trad.config import DEMO_LOCK, DemoServers, remove_demo_file
 
-    demo_servers(os.getpid()).write(tmp_path)
-    assert DemoServers.running(tmp_path) is None  # nobody holds the demo's lock: a stale file
+    demo_servers().write(tmp_path)
+    assert DemoServers.running(tmp_path) is None  # nobody holds the demo's lock: a demo that died
     with open(tmp_path / DEMO_LOCK, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as the running demo does
         demo = DemoServers.running(tmp_path)
-        assert demo == demo_servers(os.getpid())
+        assert demo == demo_servers()
         s = Settings.from_env({}, demo=demo)
         assert (s.database_url, s.redis_url, s.queue, s.redis_prefix, s.web_url) == (
             "postgresql://demo/trad", "redis://127.0.0.1:7/0", "demo-queue", "demo:", "http://127.0.0.1:8123")
@@ -65,8 +64,6 @@ def test_a_running_demos_servers_are_used_unless_a_server_variable_is_set(tmp_pa
                                    demo_wins=True)
         assert (forced.database_url, forced.queue) == ("postgresql://demo/trad", "demo-queue")
         assert oct((tmp_path / "demo.json").stat().st_mode & 0o777) == "0o600"
-        demo_servers(2**22 + 12345).write(tmp_path)  # a pid no process has
-        assert DemoServers.running(tmp_path) is None
         remove_demo_file(tmp_path)
         assert DemoServers.running(tmp_path) is None
 

@@ -136,7 +136,7 @@ def run_demo_job_and_stop(data_dir: Path, signum: int) -> tuple[int, str]:
 def test_demo_runs_a_job_on_embedded_servers_and_stops_cleanly_twice(tmp_path):
     data_dir = tmp_path / "data"
     first_job, output = run_demo_job_and_stop(data_dir, signal.SIGINT)
-    assert "(embedded)" in output and "trad watch" in output
+    assert "(embedded)" in output and f"trad --demo {data_dir.resolve()} watch {first_job}" in output
     second_job, _ = run_demo_job_and_stop(data_dir, signal.SIGTERM)  # same folder: data reused
     assert second_job == first_job + 1
 

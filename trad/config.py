@@ -4,7 +4,7 @@ A running `trad demo` writes its servers to `<data>/demo.json` (`DemoServers`); 
 `trad` command reads them from `./.trad` (the demo's default folder) when none of the server
 variables (`SERVER_VARIABLES`) is set, or from the folder named by `trad --demo DIR`, which
 wins over the environment. The file is removed when the demo stops, and ignored when the
-demo that wrote it no longer runs (its process is gone or its lock file is not held).
+demo that wrote it no longer runs (its lock file `<data>/demo.lock` is not held).
 """
 
 from __future__ import annotations
@@ -117,7 +117,6 @@ def _number(env: Mapping[str, str], name: str, default, kind, minimum):
 class DemoServers:
     """What a running `trad demo` tells other commands: its servers, queue and web app."""
 
-    pid: int
     database_url: str
     redis_url: str
     queue: str
@@ -141,12 +140,13 @@ class DemoServers:
 
     @classmethod
     def running(cls, data_dir: Path) -> "DemoServers | None":
-        """The demo running on `data_dir`, or None: no file, an unreadable one, or its demo has ended."""
+        """The demo running on `data_dir`, or None: no file, an unreadable one, or its demo has ended
+        (no process holds the lock the demo holds while it runs: a lock dies with its process)."""
         try:
             demo = cls(**json.loads((data_dir / DEMO_FILE).read_text()))
         except (OSError, ValueError, TypeError):
             return None
-        return demo if _process_alive(demo.pid) and _lock_held(data_dir / DEMO_LOCK) else None
+        return demo if _lock_held(data_dir / DEMO_LOCK) else None
 
 
 def remove_demo_file(data_dir: Path) -> None:
@@ -157,16 +157,6 @@ def remove_demo_file(data_dir: Path) -> None:
 def demo_folder(path: Path) -> Path:
     """A demo's data folder from what a user names: the folder itself, or one holding `.trad`."""
     return path / DEMO_DIR if not (path / DEMO_FILE).exists() and (path / DEMO_DIR / DEMO_FILE).exists() else path
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _lock_held(path: Path) -> bool:

@@ -158,7 +158,7 @@ class Demo:
         from trad.db import Database, upgrade
 
         self.start_servers()
-        DemoServers(os.getpid(), self.settings.database_url, self.settings.redis_url, self.settings.queue,
+        DemoServers(self.settings.database_url, self.settings.redis_url, self.settings.queue,
                     self.settings.redis_prefix, self.url).write(self.data_dir)
         upgrade(self.settings.database_url)
         self.job = size_demo_job(demo_frame(), self.quick)
