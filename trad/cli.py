@@ -145,85 +145,6 @@ def _services():
     return _database(), connect_redis(settings), settings
 
 
-def _param_override(text: str) -> tuple[str, object]:
-    """NAME=VALUE, NAME=LOW:HIGH[:STEP] or NAME=A,B,C → one param_space entry."""
-    name, sep, value = text.partition("=")
-    if not sep or not name or not value:
-        raise click.BadParameter(f"{text!r}: use NAME=VALUE, NAME=LOW:HIGH[:STEP] or NAME=A,B,C")
-
-    def number(part: str) -> float | int | str:
-        try:
-            return int(part)
-        except ValueError:
-            try:
-                return float(part)
-            except ValueError:
-                return part
-
-    if ":" in value:
-        parts = [number(p) for p in value.split(":")]
-        if len(parts) not in (2, 3):
-            raise click.BadParameter(f"{text!r}: a range is LOW:HIGH or LOW:HIGH:STEP")
-        return name, dict(zip(("low", "high", "step"), parts))
-    if "," in value:
-        return name, {"choices": [number(p) for p in value.split(",")]}
-    return name, number(value)
-
-
-DEFAULT_OPTIMIZER = "bayesian"  # a convenience of `trad train` (as of train-all): the API asks for one
-TRAIN_FLAGS = {"strategy": "--strategy", "symbol": "--symbol", "timeframe": "--timeframe", "optimizer": "--optimizer",
-               "n_iterations": "--iterations", "objective": "--objective", "n_jobs": "--n-jobs", "seed": "--seed",
-               "job_name": "--name"}
-
-
-def _job_file(handle) -> dict:
-    """The JSON object in a --file; any defect is one line (BadParameter), never a traceback."""
-    import json
-
-    try:
-        text = handle.read()
-    except UnicodeDecodeError:
-        raise click.BadParameter("not UTF-8 text", param_hint="--file") from None
-    try:
-        body = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--file") from None
-    except RecursionError:
-        raise click.BadParameter("JSON nested too deeply to be a job request", param_hint="--file") from None
-    if not isinstance(body, dict):
-        raise click.BadParameter(f"a job request is a JSON object, not {type(body).__name__}", param_hint="--file")
-    return body
-
-
-def _request_errors(exc) -> str:
-    """Every field pydantic refused, in one line: `field (--flag): issue; …`.
-
-    A value that may take several shapes (a `--param` override: a number, a range, choices) is
-    judged by the shape it fits best: of the shapes it has the type of, the one with fewest issues."""
-    plain: list[tuple[str, str]] = []
-    shapes: dict[str, dict[str, list[tuple[str, str]]]] = {}
-    for error in exc.errors():
-        loc = [str(p) for p in error["loc"]]
-        message = "missing" if error["type"] == "missing" else error["msg"]
-        tag = next((i for i, part in enumerate(loc) if _union_member(part)), None)
-        if tag is None:
-            plain.append((".".join(loc) or "request", message))
-            continue
-        issues = shapes.setdefault(".".join(loc[:tag]), {}).setdefault(loc[tag], [])
-        wrong_type = len(loc) == tag + 1 and error["type"].endswith(("_type", "_parsing"))
-        issues.append((".".join(loc[:tag] + loc[tag + 1:]), "" if wrong_type else message))
-    for field, members in shapes.items():
-        fitting = [issues for issues in members.values() if all(message for _, message in issues)]
-        plain += min(fitting, key=len) if fitting else [(field, "not a value, range or choices it can take")]
-    return "; ".join(f"{where}{f' ({TRAIN_FLAGS[where]})' if where in TRAIN_FLAGS else ''}: {message}"
-                     for where, message in plain)
-
-
-def _union_member(part: str) -> bool:
-    """pydantic names the member of a union in an error's location: a class, a validator or a type."""
-    return part[:1].isupper() or "[" in part or part in ("int", "float", "str", "bool")
-
-
 @cli.command()
 @click.option("--file", "json_file", type=click.File("r"), help="A JSON job request (flags override it).")
 @click.option("--strategy", help="liquidity_sweep, sma_crossover or rsi_reversion.")
@@ -244,18 +165,19 @@ def train(json_file, params, no_validation, **flags) -> None:
 
     from trad.jobs.control import create_job
     from trad.jobs.requests import JobRequest
+    from trad.train_input import DEFAULT_OPTIMIZER, job_file, param_override, request_errors
 
-    body = _job_file(json_file) if json_file else {}
+    body = job_file(json_file) if json_file else {}
     body.update({k: v for k, v in flags.items() if v is not None})
     body.setdefault("optimizer", DEFAULT_OPTIMIZER)
     if params:
-        body["param_space"] = {**body.get("param_space", {}), **dict(map(_param_override, params))}
+        body["param_space"] = {**body.get("param_space", {}), **dict(map(param_override, params))}
     if no_validation:
         body["validation"] = {**body.get("validation", {}), "enabled": False}
     try:
         request = JobRequest.model_validate(body)
     except pydantic.ValidationError as exc:
-        raise click.UsageError(_request_errors(exc)) from None
+        raise click.UsageError(request_errors(exc)) from None
     row = create_job(*_services(), request)
     click.echo(row["id"])
 
