@@ -213,7 +213,7 @@ def test_the_demo_job_is_sized_to_about_a_minute_within_bounds():
     assert sizes[0] == MAX_ITERATIONS and sizes[-1] == MIN_ITERATIONS
     for seconds in (0.015, 0.025, 0.05):
         assert DEMO_SECONDS - 2 <= job_seconds(demo_iterations(seconds), seconds) <= DEMO_SECONDS
-    assert size_demo_job(None, quick=True).iterations == QUICK_ITERATIONS  # no calibration at all
+    assert size_demo_job(quick=True).iterations == QUICK_ITERATIONS  # no calibration at all
 
 
 def test_the_calibration_is_short_and_bounded():

@@ -36,7 +36,7 @@ from typing import Any, Iterator
 import click
 
 from trad.config import DEMO_DIR, DEMO_LOCK, DemoServers, Settings, remove_demo_file
-from trad.demo_job import (DEMO_SYMBOLS, JOB_SYMBOL, DemoJob, demo_candles_summary, demo_frame, demo_job_request,
+from trad.demo_job import (DEMO_SYMBOLS, JOB_SYMBOL, DemoJob, demo_candles_summary, demo_job_request,
                            load_demo_candles, size_demo_job)
 from trad.embedded import Child, EmbeddedPostgres, EmbeddedRedis, stop_children
 from trad.errors import InvalidInput, ServiceUnavailable
@@ -161,11 +161,11 @@ class Demo:
         DemoServers(self.settings.database_url, self.settings.redis_url, self.settings.queue,
                     self.settings.redis_prefix, self.url).write(self.data_dir)
         upgrade(self.settings.database_url)
-        self.job = size_demo_job(demo_frame(), self.quick)
+        self.job = size_demo_job(self.quick)
         self.start_children()
         self.db = Database(self.settings.database_url, max_connections=2, application_name="trad-demo")
         started = time.perf_counter()
-        load_demo_candles(self.db, [JOB_SYMBOL], sample=False)  # the job's first; the others meanwhile
+        load_demo_candles(self.db, [JOB_SYMBOL], sample=False)  # the job's first: it starts meanwhile
         self.job_id = self.enqueue_job()
         load_demo_candles(self.db, [s for s in DEMO_SYMBOLS if s != JOB_SYMBOL])
         click.echo(f"  candles     {demo_candles_summary()} ({time.perf_counter() - started:.1f} s)")

@@ -83,11 +83,12 @@ def demo_iterations(backtest_seconds: float, target: float = DEMO_SECONDS) -> in
     return low
 
 
-def size_demo_job(frame: pd.DataFrame, quick: bool) -> DemoJob:
-    """The demo job's episodes: QUICK_ITERATIONS, or as many as fit DEMO_SECONDS here."""
+def size_demo_job(quick: bool) -> DemoJob:
+    """The demo job's episodes: QUICK_ITERATIONS, or as many as fit DEMO_SECONDS here (calibrated
+    on DEMO-A's candles, generated here: ~0.3 s)."""
     if quick:
         return DemoJob(QUICK_ITERATIONS, None, None)
-    backtest = time_backtest(frame)
+    backtest = time_backtest(demo_frame())
     iterations = demo_iterations(backtest)
     return DemoJob(iterations, backtest, job_seconds(iterations, backtest))
 
