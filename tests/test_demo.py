@@ -222,7 +222,8 @@ def test_the_calibration_is_short_and_bounded():
     frame = demo_frame()
     started = time.monotonic()
     seconds = time_backtest(frame, budget=0.5)
-    assert 0 < seconds < 5 and time.monotonic() - started < 0.5 + 5 * seconds
+    assert 0 < seconds < 1  # CPU seconds of one backtest of 525,600 candles (~25 ms here)
+    assert time.monotonic() - started < 0.5 + 2.0  # the budget, and the backtest under way when it ran out
 
 
 def test_a_busy_port_is_a_one_line_error(tmp_path):
