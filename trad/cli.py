@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from trad.config import get_settings
+from trad.config import DEMO_DIR, get_settings
 from trad.errors import TradError
 
 
@@ -298,7 +298,7 @@ def cancel() -> None:
 
 
 @cli.command()
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".trad"),
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=DEMO_DIR,
               show_default=True, help="Where the embedded servers keep their data, and the logs.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address of the web app.")
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Web port (default PORT, 8000).")
