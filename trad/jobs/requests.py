@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from trad.data.frames import TIMEFRAMES
 from trad.errors import InvalidInput
@@ -33,6 +34,24 @@ class Strict(BaseModel):
     """Unknown fields are an error, not silently dropped."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+def _without_nul(body: Any) -> Any:
+    """Refuse a NUL character in any name or text of a request (PostgreSQL cannot store one);
+    walked without recursion, so a deeply nested body cannot exhaust the stack."""
+    pending: list[tuple[str, Any]] = [("", body)]
+    while pending:
+        where, value = pending.pop()
+        if isinstance(value, str) and "\x00" in value:
+            raise PydanticCustomError("nul_character", "{where} contains a NUL character",
+                                      {"where": where or "a value"})
+        if isinstance(value, dict):
+            for key, item in value.items():
+                pending.append((f"{where}.{key}" if where else str(key), item))
+                pending.append((f"the name {key!r}" if isinstance(key, str) else where, key))
+        elif isinstance(value, (list, tuple)):
+            pending.extend((f"{where}[{i}]", item) for i, item in enumerate(value))
+    return body
 
 
 class RangeOverride(Strict):
@@ -114,6 +133,8 @@ class JobRequest(Strict):
             except OverflowError:
                 raise ValueError("lies outside the years 1 to 9999 in UTC") from None
         return moment
+
+    _no_nul = model_validator(mode="before")(_without_nul)
 
     @field_validator("end")
     @classmethod
