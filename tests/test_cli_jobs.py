@@ -167,3 +167,18 @@ def test_train_all_then_cancel(env, clean_db, candles_of):
         cur.execute("SELECT status FROM training_jobs ORDER BY id")
         assert [r["status"] for r in cur.fetchall()] == ["stopped", "stopped"]
     assert trad(env, "cancel").returncode == 1
+
+
+def test_cancel_after_current_stops_only_what_has_not_started(env, clean_db, candles_of):
+    candles_of("AAA", 2_000)
+    candles_of("BBB", 2_000)
+    started = trad(env, "train-all", "--strategy", "sma_crossover", "--timeframe", "5m", "--optimizer", "random",
+                   "--iterations", "5", "--no-validation")
+    assert started.returncode == 0, started.stderr
+    with clean_db.cursor() as cur:  # as if a worker had started the first job
+        cur.execute("UPDATE training_jobs SET status = 'running' WHERE id = (SELECT min(id) FROM training_jobs)")
+    cancelled = trad(env, "cancel", "--after-current")
+    assert cancelled.returncode == 0 and "stopped 1 queued jobs; 1 running jobs finish first" in cancelled.stdout
+    with clean_db.cursor() as cur:
+        cur.execute("SELECT status, cancel_requested FROM training_jobs ORDER BY id")
+        assert [tuple(r.values()) for r in cur.fetchall()] == [("running", False), ("stopped", True)]

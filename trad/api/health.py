@@ -38,8 +38,8 @@ def ping_database(svc: Services) -> None:
 def queue_state(svc: Services) -> tuple[list[dict[str, Any]], int | None]:
     """The workers listening on the training queue and its length."""
     queue = training_queue(svc.redis, svc.settings)
-    workers = [{"name": w.name, "state": w.get_state(), "current_job": w.get_current_job_id()}
-               for w in Worker.all(queue=queue)]
+    workers = [{"name": w.name, "state": w.get_state(), "current_job": w.get_current_job_id(),
+                "last_heartbeat": w.last_heartbeat} for w in Worker.all(queue=queue)]
     return workers, queue.count
 
 

@@ -7,7 +7,8 @@ their model (`shaped`), so /openapi.json documents exactly what is sent.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Annotated, Literal
+import math
+from typing import Any, Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
@@ -16,9 +17,12 @@ from trad.jobs.requests import JobRequest, OptimizerName, Strict, Symbol, Timefr
 from trad.training.batch import DEFAULT_OPTIMIZER, DEFAULT_STRATEGY
 
 MAX_JOB_ID = 2**63 - 1
+MAX_PAGE = 1_000_000
 MAX_PAGE_SIZE = 200
+MAX_OFFSET = MAX_PAGE * MAX_PAGE_SIZE
 MAX_METRICS_PAGE = 10_000
 JobStatus = Literal["queued", "running", "succeeded", "failed", "stopped"]
+CancelMode = Literal["now", "after_current"]
 SymbolName = Annotated[str, Symbol]
 
 
@@ -61,9 +65,45 @@ class JobPath(BaseModel):
     job_id: int = Field(ge=1, le=MAX_JOB_ID)
 
 
+def _one_paging_style(info: ValidationInfo) -> None:
+    """Refuse `limit`/`offset` beside `page`/`page_size` (validated before them)."""
+    given = next((name for name in ("page", "page_size") if info.data.get(name) is not None), None)
+    if given is not None:
+        raise ValueError(f"use page/page_size or limit/offset, not both ({given} is given too)")
+
+
 class PageQuery(BaseModel):
-    page: int = Field(default=1, ge=1, le=1_000_000)
-    page_size: int = Field(default=20, ge=1, le=MAX_PAGE_SIZE)
+    """A page of a list: `page`/`page_size` (pages counted from 1) or `limit`/`offset` (rows skipped), not both."""
+
+    DEFAULT_PAGE_SIZE: ClassVar[int] = 20
+
+    page: int | None = Field(default=None, ge=1, le=MAX_PAGE, description="page number, from 1 (default 1)")
+    page_size: int | None = Field(default=None, ge=1, le=MAX_PAGE_SIZE,
+                                  description="rows per page (default 20; 100 for logs)")
+    limit: int | None = Field(default=None, ge=1, le=MAX_PAGE_SIZE,
+                              description="at most this many rows (instead of page_size; not with page/page_size)")
+    offset: int | None = Field(default=None, ge=0, le=MAX_OFFSET,
+                               description="skip this many rows first (instead of page; not with page/page_size)")
+
+    @field_validator("limit", "offset")
+    @classmethod
+    def _one_style(cls, value: int | None, info: ValidationInfo) -> int | None:
+        _one_paging_style(info)
+        return value
+
+    @property
+    def rows(self) -> tuple[int, int]:
+        """(offset, limit) of the page in rows."""
+        if self.limit is not None or self.offset is not None:
+            return self.offset or 0, self.limit or self.DEFAULT_PAGE_SIZE
+        size = self.page_size or self.DEFAULT_PAGE_SIZE
+        return ((self.page or 1) - 1) * size, size
+
+    def meta(self, total: int) -> dict[str, int]:
+        """The `meta` of the page: both styles' numbers (the page is the one its first row is on)."""
+        offset, limit = self.rows
+        return {"page": offset // limit + 1, "page_size": limit, "total": total,
+                "total_pages": math.ceil(total / limit), "offset": offset, "limit": limit}
 
 
 class JobListQuery(PageQuery):
@@ -71,25 +111,56 @@ class JobListQuery(PageQuery):
 
 
 class LogQuery(PageQuery):
-    page_size: int = Field(default=100, ge=1, le=MAX_PAGE_SIZE)
+    DEFAULT_PAGE_SIZE: ClassVar[int] = 100
 
 
 class MetricQuery(BaseModel):
-    """Which evaluations of a job: all, those after an iteration, or a page counted from the newest."""
+    """Which evaluations of a job: all, those after an iteration, or a page counted from the newest.
+
+    `page`/`page_size` count pages from the newest too: `?page_size=100` is `?limit=100`, and
+    `&page=2` is `&offset=100`; one style or the other, not both.
+    """
 
     after_iteration: int | None = Field(default=None, ge=0, le=2**31 - 1,
                                         description="only iterations after this one (the first `limit` of them)")
+    page: int | None = Field(default=None, ge=1, le=MAX_PAGE,
+                             description="page from the newest (page_size per page): 1 is the latest")
+    page_size: int | None = Field(default=None, ge=1, le=MAX_METRICS_PAGE,
+                                  description="evaluations per page (default: all of them)")
     limit: int | None = Field(default=None, ge=1, le=MAX_METRICS_PAGE,
                               description="at most this many: the latest ones, in iteration order")
-    offset: int = Field(default=0, ge=0, le=10_000_000, description="skip this many of the newest first")
+    offset: int | None = Field(default=None, ge=0, le=10_000_000, description="skip this many of the newest first")
 
-    @field_validator("offset")
+    @field_validator("page")
     @classmethod
-    def _one_direction(cls, offset: int, info: ValidationInfo) -> int:
-        if offset and info.data.get("after_iteration") is not None:
+    def _page_one_direction(cls, page: int | None, info: ValidationInfo) -> int | None:
+        if page is not None and page > 1 and info.data.get("after_iteration") is not None:
+            raise ValueError("pages count back from the newest; with after_iteration, page forward by passing "
+                             "the last iteration you got")
+        return page
+
+    @field_validator("limit", "offset")
+    @classmethod
+    def _one_style(cls, value: int | None, info: ValidationInfo) -> int | None:
+        _one_paging_style(info)
+        if info.field_name == "offset" and value and info.data.get("after_iteration") is not None:
             raise ValueError("counts back from the newest; with after_iteration, page forward by passing "
                              "the last iteration you got")
-        return offset
+        return value
+
+    @property
+    def rows(self) -> tuple[int, int | None]:
+        """(offset counted from the newest, limit or None for all)."""
+        if self.page is None and self.page_size is None:
+            return self.offset or 0, self.limit
+        if self.page_size is None:
+            return 0, None if self.page == 1 else 0
+        return ((self.page or 1) - 1) * self.page_size, self.page_size
+
+
+class CancelQuery(BaseModel):
+    mode: CancelMode = Field(default="now", description="`now`: stop the batch's queued and running jobs; "
+                                                       "`after_current`: let the running jobs finish, start no new one")
 
 
 class TrainAllQuery(BaseModel):
@@ -175,10 +246,14 @@ class JobRow(BaseModel):
 
 
 class PageMeta(BaseModel):
-    page: int
+    """Where a page lies, in both paging styles: `page`/`page_size` and `offset`/`limit`."""
+
+    page: int = Field(description="the page the first row is on")
     page_size: int
     total: int
     total_pages: int
+    offset: int
+    limit: int
 
 
 class JobPage(BaseModel):
@@ -271,6 +346,7 @@ class BatchResults(BaseModel):
     successful: int
     failed: int
     skipped: int
+    stopped: int
 
 
 class BatchTiming(BaseModel):
@@ -281,6 +357,7 @@ class BatchTiming(BaseModel):
 
 
 class BatchProgress(BaseModel):
+    batch_id: int | None = Field(description="the newest batch (null before the first)")
     training_in_progress: bool
     current_symbol: str | None
     total_symbols: int
@@ -290,6 +367,7 @@ class BatchProgress(BaseModel):
     results: BatchResults
     timing: BatchTiming | None
     cancelling: bool
+    cancel_mode: CancelMode | None = Field(description="how a cancelling batch was cancelled")
     started_at: datetime | None
     message: str | None
     last_training_run: datetime | None
@@ -326,7 +404,8 @@ class ServiceCheck(BaseModel):
 class WorkerInfo(BaseModel):
     name: str
     state: str | None
-    current_job: str | None
+    current_job: str | None = Field(description="the RQ job (run) id it works on")
+    last_heartbeat: datetime | None
 
 
 class QueueInfo(BaseModel):
@@ -340,6 +419,46 @@ class Health(BaseModel):
     redis: ServiceCheck
     workers: list[WorkerInfo]
     queue: QueueInfo
+
+
+class WorkerStatus(BaseModel):
+    name: str
+    state: str | None = Field(description="RQ's: busy, idle, suspended, …")
+    job_id: int | None = Field(description="the training job it runs")
+    run_id: str | None = Field(description="the RQ job id of that run")
+    last_heartbeat: datetime | None
+
+
+class JobCounts(BaseModel):
+    queued: int
+    running: int
+    succeeded: int
+    failed: int
+    stopped: int
+
+
+class RunningJob(BaseModel):
+    id: int
+    job_name: str
+    strategy: str
+    symbol: str
+    timeframe: str
+    progress: float
+    current_stage: str | None
+    worker_name: str | None
+    started_at: datetime | None
+    heartbeat_at: datetime | None
+    eta_seconds: float | None
+
+
+class TrainingStatus(BaseModel):
+    """One look at the whole system: who works on what, what waits, the current batch."""
+
+    workers: list[WorkerStatus]
+    queue: QueueInfo
+    jobs: JobCounts
+    running_jobs: list[RunningJob] = Field(description="the running jobs, newest first (at most 100)")
+    batch: BatchProgress = Field(description="the newest batch, as /api/v1/training/progress shows it")
 
 
 class ParamInfo(BaseModel):
