@@ -9,7 +9,8 @@ from pydantic import ValidationError
 
 from trad.api.errors import validation_details
 from trad.api.jobs import metric_series
-from trad.api.schemas import LogQuery, MetricQuery, PageQuery, TrainAllRequest
+from trad.api.paging import LogQuery, MetricQuery, PageQuery
+from trad.api.schemas import TrainAllRequest
 from trad.jobs.requests import JobRequest
 from trad.training.batch import choose_timeframe, estimate_eta, final_counts, format_duration, summarize
 

@@ -6,8 +6,8 @@ from typing import Any, Iterable, Mapping
 
 from flask_openapi3 import APIBlueprint, Tag
 
-from trad.api.schemas import (COMMON_ERRORS, JobListQuery, JobPage, JobPath, JobProgress, JobRow, LogPage, LogQuery,
-                              MetricQuery, MetricSeries, errors, shaped)
+from trad.api.paging import JobListQuery, LogQuery, MetricQuery
+from trad.api.schemas import COMMON_ERRORS, JobPage, JobPath, JobProgress, JobRow, LogPage, MetricSeries, errors, shaped
 from trad.api.services import services
 from trad.errors import NotFound
 from trad.jobs import control
