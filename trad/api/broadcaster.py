@@ -1,0 +1,216 @@
+"""The per-process listener of job changes, and the subscriptions it feeds.
+
+One LISTEN connection per web process; each NOTIFY (or, as a safety net, a quiet few seconds)
+wakes it to read the log after the last version it saw — one query, whatever the number of
+clients, at most CATCH_UP_ROWS rows at a time — serialise each change once, keep it in the
+process's `JobHistory`, and hand it to every subscription. After losing PostgreSQL it
+reconnects by itself and reads what changed meanwhile; streams keep starting from what the
+process holds while the database is away.
+
+A stream subscribes with no query: under one lock it gets its first events from the history
+(a snapshot, a replay, or a reset) and joins the fan-out at the version the history has
+reached, so nothing committed after its first events is missed and nothing is sent twice.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from typing import Any
+
+import psycopg2
+
+from trad.api.events import JobEvent, Subscription, deletion_event, job_event, log_events, reset_event
+from trad.api.history import REPLAY_JOBS, JobHistory
+from trad.db import close_quietly, connect, readable
+from trad.errors import ServiceUnavailable
+from trad.store import job_log
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "training_jobs"
+SAFETY_POLL_SECONDS = 5.0
+RECONNECT_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
+CATCH_UP_ROWS = 1000
+LOAD_WAIT_SECONDS = 10.0  # a stream waits this long for the history when the process starts
+AHEAD_WAIT_SECONDS = 1.0  # a Last-Event-ID above the history's version: wait for the listener
+NUDGE_SECONDS = 5.0
+NUDGE_SLICES = 10
+
+
+class Broadcaster:
+    """The listener and nudger threads, the history they keep, and the subscriptions they feed.
+
+    The nudger wakes every subscription once per NUDGE_SECONDS, a slice at a time, so idle
+    streams check their client and send keepalives without each arming a timer per wait,
+    and never all at the same moment.
+    """
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        self.history = JobHistory()
+        self.loaded = threading.Event()
+        self.connected = threading.Event()
+        self._subscriptions: set[Subscription] = set()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._nudger: threading.Thread | None = None
+        self._slots = itertools.count()
+        self._stopping = threading.Event()
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscriptions)
+
+    def subscribe(self, subscription: Subscription) -> list[JobEvent]:
+        """Add a stream to the fan-out; returns what it is sent first (see stream.py): the
+        snapshot, the replay after its Last-Event-ID, or a reset — for a job's own stream, the
+        job's newest event when the history holds it (else nothing: the caller reads the row)."""
+        self.start()
+        if not self.loaded.wait(LOAD_WAIT_SECONDS):
+            raise ServiceUnavailable("job changes cannot be streamed: PostgreSQL does not answer")
+        after = subscription.after_version
+        if subscription.job_id is None and after > self.history.version:
+            deadline = time.monotonic() + AHEAD_WAIT_SECONDS
+            while after > self.history.version and time.monotonic() < deadline:
+                time.sleep(0.05)
+        with self._lock:
+            first = self._first_events(subscription)
+            subscription.sent_version = self.history.version
+            subscription.nudge_slot = next(self._slots) % NUDGE_SLICES
+            self._subscriptions.add(subscription)
+        return first
+
+    def _first_events(self, subscription: Subscription) -> list[JobEvent]:
+        history, after = self.history, subscription.after_version
+        if subscription.job_id is not None:
+            newest = history.newest(subscription.job_id)
+            return [newest] if newest is not None else []
+        if not after:
+            return history.snapshot(subscription.shows)
+        if after > history.version:
+            return [reset_event(history.version, "unknown")]
+        replay = history.replay(after, subscription.wants_replayed)
+        return replay if replay is not None else [reset_event(history.version, "history")]
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        with self._lock:
+            self._subscriptions.discard(subscription)
+
+    def start(self) -> None:
+        """Start the listener and nudger threads once (lazily, at the first subscriber)."""
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._stopping.clear()
+                self._thread = threading.Thread(target=self._run, name="trad-job-listener", daemon=True)
+                self._thread.start()
+            if self._nudger is None or not self._nudger.is_alive():
+                self._nudger = threading.Thread(target=self._nudge, name="trad-stream-nudger", daemon=True)
+                self._nudger.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                conn = connect(self.database_url, autocommit=True, application_name="trad-sse-listener")
+            except psycopg2.Error as exc:
+                failures = self._pause(failures, exc)
+                continue
+            try:
+                failures = 0
+                self._listen(conn)
+            except (psycopg2.Error, OSError, ValueError) as exc:
+                failures = self._pause(failures, exc)
+            finally:
+                self.connected.clear()
+                close_quietly(conn)
+
+    def _nudge(self) -> None:
+        turn = 0
+        while not self._stopping.wait(NUDGE_SECONDS / NUDGE_SLICES):
+            with self._lock:
+                subscriptions = [s for s in self._subscriptions if s.nudge_slot == turn]
+            for subscription in subscriptions:
+                subscription.nudge()
+            turn = (turn + 1) % NUDGE_SLICES
+
+    def _pause(self, failures: int, exc: Exception) -> int:
+        delay = RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)]
+        log.warning("job listener lost PostgreSQL (%s); reconnecting in %.1f s",
+                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, delay)
+        self._stopping.wait(delay)
+        return failures + 1
+
+    def _listen(self, conn: Any) -> None:
+        with conn.cursor() as cur:
+            cur.execute(f"LISTEN {CHANNEL}")
+        if not self.loaded.is_set():
+            self._load(conn)
+        self.connected.set()
+        self._catch_up(conn)  # whatever changed while we were not listening
+        while not self._stopping.is_set():
+            if readable(conn, SAFETY_POLL_SECONDS):
+                conn.poll()
+                conn.notifies.clear()
+            self._catch_up(conn)
+
+    def _load(self, conn: Any) -> None:
+        """Fill the history from one consistent snapshot of the log (the window's newest changes,
+        the unfinished jobs, the pruning floor); versions commit in order, so nothing below the
+        version read is still to come."""
+        with conn.cursor() as cur:
+            cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        try:
+            rows, deletions = job_log.newest_changes(conn, REPLAY_JOBS + 1)
+            unfinished = job_log.unfinished_jobs(conn)
+            pruned, version = job_log.pruned_through(conn), job_log.latest_version(conn)
+        finally:
+            with conn.cursor() as cur:
+                cur.execute("COMMIT")
+        events = log_events(rows, deletions)
+        floor = events.pop(0).version if len(events) > REPLAY_JOBS else 0
+        newest = {e.job_id: e for e in events}
+        current = [newest[r["id"]] if r["id"] in newest and newest[r["id"]].version == r["version"] else job_event(r)
+                   for r in unfinished]
+        with self._lock:
+            self.history.load(events, current, max(floor, pruned), version)
+        self.loaded.set()
+
+    def _catch_up(self, conn: Any) -> None:
+        """Read the log after the history's version, a slice at a time, and fan each slice out."""
+        while True:
+            rows, deletions = job_log.changes_after(conn, self.history.version, CATCH_UP_ROWS)
+            if not rows and not deletions:
+                return
+            events = self._with_states_before(rows, deletions)
+            with self._lock:
+                self.history.apply(events)
+                subscriptions = list(self._subscriptions)
+            for subscription in subscriptions:
+                subscription.offer(events)
+            if len(rows) + len(deletions) < CATCH_UP_ROWS:
+                return
+
+    def _with_states_before(self, rows: list[dict], deletions: list[dict]) -> list[JobEvent]:
+        """The changes as events in version order, each with the job's state before it (a row
+        inserted in its own transaction had none: its created_at is its updated_at)."""
+        changes = sorted([(r["version"], r["id"], r) for r in rows] +
+                         [(d["version"], d["job_id"], None) for d in deletions], key=lambda c: c[0])
+        states: dict[int, Any] = {}
+        events = []
+        for version, job_id, row in changes:
+            before = states[job_id] if job_id in states else self.history.state_before(job_id)
+            if row is None:
+                events.append(deletion_event(job_id, version, before))
+                states[job_id] = (None, None)
+                continue
+            if before is None and row.get("created_at") == row.get("updated_at"):
+                before = (None, None)
+            events.append(job_event(row, before))
+            states[job_id] = (row.get("status"), row.get("batch_id"))
+        return events
