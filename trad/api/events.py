@@ -16,15 +16,15 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Collection, Iterable
 
-from trad.store import json_safe
 from trad.store.jobs import TERMINAL_STATUSES
 
 BACKLOG_JOBS = 1000  # jobs a stream may fall behind before it is sent a reset instead
 DIRECT_WRITE_BYTES = 64 * 1024  # larger batches are sent by the stream itself, in pieces
 DIRECT_WRITE_EVENTS = 512  # os.writev takes at most IOV_MAX (1024) buffers
 RESET_KEY = -1  # the pending slot of a reset (job ids start at 1)
+NON_FINITE = ('"NaN"', '"Infinity"', '"-Infinity"')  # how PostgreSQL's row_to_json writes such floats
 
 State = tuple[str | None, int | None]  # (status, batch id) of a job; (None, None) when it did not exist
 
@@ -54,11 +54,22 @@ def sse_message(version: int, kind: str, data: str) -> bytes:
     return f"id: {version}\nevent: {kind}\ndata: {data}\n\n".encode()
 
 
-def job_event(row: dict[str, Any], before: State | None = None) -> JobEvent:
-    """The event of a job row (serialised once, shared by every client)."""
-    version = int(row["version"])
-    return JobEvent(version, int(row["id"]), "job", sse_message(version, "job", json.dumps(json_safe(row))),
-                    row.get("status"), row.get("batch_id"), before)
+def job_event(row: dict[str, Any], before: State | None = None, float_columns: Collection[str] = ()) -> JobEvent:
+    """The event of a row as the log reads it (`trad.store.job_log`): its JSON as PostgreSQL wrote
+    it, with non-finite floats (`float_columns`) as null, as the API writes them."""
+    data, version = row["json"], int(row["version"])
+    if any(marker in data for marker in NON_FINITE):
+        data = _finite_floats(data, float_columns)
+    return JobEvent(version, int(row["id"]), "job", sse_message(version, "job", data), row["status"],
+                    row["batch_id"], before)
+
+
+def _finite_floats(data: str, float_columns: Collection[str]) -> str:
+    row = json.loads(data)
+    for column in float_columns:
+        if isinstance(row.get(column), str):
+            row[column] = None
+    return json.dumps(row)
 
 
 def deletion_event(job_id: int, version: int, before: State | None = None) -> JobEvent:
@@ -72,9 +83,11 @@ def reset_event(version: int, reason: str) -> JobEvent:
                     sse_message(version, "reset", json.dumps({"version": version, "reason": reason})))
 
 
-def log_events(rows: Iterable[dict[str, Any]], deletions: Iterable[dict[str, Any]]) -> list[JobEvent]:
+def log_events(rows: Iterable[dict[str, Any]], deletions: Iterable[dict[str, Any]],
+               float_columns: Collection[str] = ()) -> list[JobEvent]:
     """Rows and tombstones as events in version order (`before` unknown)."""
-    events = [job_event(row) for row in rows] + [deletion_event(d["job_id"], d["version"]) for d in deletions]
+    events = [job_event(row, None, float_columns) for row in rows] + \
+        [deletion_event(d["job_id"], d["version"]) for d in deletions]
     return sorted(events, key=lambda e: e.version)
 
 

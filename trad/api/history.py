@@ -27,7 +27,7 @@ from trad.api.events import JobEvent
 
 REPLAY_JOBS = 1000
 REPLAY_BYTES = 4 << 20
-SNAPSHOT_RECENT = 100
+SNAPSHOT_RECENT = 20
 SNAPSHOT_LIMIT = 500
 UNKNOWN = None  # the state before a change, when the window no longer holds the job
 
