@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import psycopg2
 
-from trad.api.events import JobEvent, Subscription, deletion_event, job_event, log_events, reset_event
+from trad.api.events import JobEvent, RowText, Subscription, deletion_event, job_event, log_events, reset_event
 from trad.api.history import REPLAY_JOBS, JobHistory
 from trad.db import close_quietly, connect, readable
 from trad.errors import ServiceUnavailable
@@ -58,7 +58,7 @@ class Broadcaster:
     def __init__(self, database_url: str) -> None:
         self.database_url = database_url
         self.history = JobHistory()
-        self.float_columns: frozenset[str] = frozenset()
+        self.row_text = RowText()
         self.loaded = threading.Event()
         self.connected = threading.Event()
         self._subscriptions: set[Subscription] = set()
@@ -189,18 +189,19 @@ class Broadcaster:
         with conn.cursor() as cur:
             cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         try:
-            self.float_columns = job_log.float_columns(conn)
+            self.row_text = RowText(job_log.columns_of_type(conn, "double precision"),
+                                    job_log.columns_of_type(conn, "timestamp with time zone"))
             rows, deletions = job_log.newest_changes(conn, REPLAY_JOBS + 1)
             unfinished = job_log.unfinished_jobs(conn)
             pruned, version = job_log.pruned_through(conn), job_log.latest_version(conn)
         finally:
             with conn.cursor() as cur:
                 cur.execute("COMMIT")
-        events = log_events(rows, deletions, self.float_columns)
+        events = log_events(rows, deletions, self.row_text)
         floor = events.pop(0).version if len(events) > REPLAY_JOBS else 0
         newest = {e.job_id: e for e in events}
         current = [newest[r["id"]] if r["id"] in newest and newest[r["id"]].version == r["version"]
-                   else job_event(r, None, self.float_columns) for r in unfinished]
+                   else job_event(r, None, self.row_text) for r in unfinished]
         with self._lock:
             self.history.load(events, current, max(floor, pruned), version)
         self.loaded.set()
@@ -235,7 +236,7 @@ class Broadcaster:
                 continue
             if before is None and row["fresh"]:
                 before = (None, None)
-            events.append(job_event(row, before, self.float_columns))
+            events.append(job_event(row, before, self.row_text))
             states[job_id] = (row["status"], row["batch_id"])
         return events
 

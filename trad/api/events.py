@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Collection, Iterable
+from typing import Any, Iterable
 
 from trad.store.jobs import TERMINAL_STATUSES
 
@@ -54,22 +55,34 @@ def sse_message(version: int, kind: str, data: str) -> bytes:
     return f"id: {version}\nevent: {kind}\ndata: {data}\n\n".encode()
 
 
-def job_event(row: dict[str, Any], before: State | None = None, float_columns: Collection[str] = ()) -> JobEvent:
+class RowText:
+    """Turns PostgreSQL's row_to_json text of a job row into the API's JSON: non-finite floats
+    null, and the timestamps' microseconds in six digits (PostgreSQL drops trailing zeros:
+    `…:51.57943+00:00` where the API writes `…:51.579430+00:00`). Only top-level values are
+    touched: row_to_json writes `"column":value`, nested JSONB text always `"key": value`."""
+
+    def __init__(self, float_columns: Iterable[str] = (), time_columns: Iterable[str] = ()) -> None:
+        self.float_columns = frozenset(float_columns)
+        names = "|".join(sorted(map(re.escape, time_columns))) or "(?!)"
+        self._short_fraction = re.compile(rf'("(?:{names})":"[^"]*?\.)(\d{{1,5}})(?=[+-]\d)')
+
+    def __call__(self, text: str) -> str:
+        text = self._short_fraction.sub(lambda m: m.group(1) + m.group(2).ljust(6, "0"), text)
+        if any(marker in text for marker in NON_FINITE):
+            row = json.loads(text)
+            for column in self.float_columns:
+                if isinstance(row.get(column), str):
+                    row[column] = None
+            text = json.dumps(row)
+        return text
+
+
+def job_event(row: dict[str, Any], before: State | None = None, text: RowText = RowText()) -> JobEvent:
     """The event of a row as the log reads it (`trad.store.job_log`): its JSON as PostgreSQL wrote
-    it, with non-finite floats (`float_columns`) as null, as the API writes them."""
-    data, version = row["json"], int(row["version"])
-    if any(marker in data for marker in NON_FINITE):
-        data = _finite_floats(data, float_columns)
-    return JobEvent(version, int(row["id"]), "job", sse_message(version, "job", data), row["status"],
+    it, in the API's words (`text`)."""
+    version = int(row["version"])
+    return JobEvent(version, int(row["id"]), "job", sse_message(version, "job", text(row["json"])), row["status"],
                     row["batch_id"], before)
-
-
-def _finite_floats(data: str, float_columns: Collection[str]) -> str:
-    row = json.loads(data)
-    for column in float_columns:
-        if isinstance(row.get(column), str):
-            row[column] = None
-    return json.dumps(row)
 
 
 def deletion_event(job_id: int, version: int, before: State | None = None) -> JobEvent:
@@ -84,9 +97,9 @@ def reset_event(version: int, reason: str) -> JobEvent:
 
 
 def log_events(rows: Iterable[dict[str, Any]], deletions: Iterable[dict[str, Any]],
-               float_columns: Collection[str] = ()) -> list[JobEvent]:
+               text: RowText = RowText()) -> list[JobEvent]:
     """Rows and tombstones as events in version order (`before` unknown)."""
-    events = [job_event(row, None, float_columns) for row in rows] + \
+    events = [job_event(row, None, text) for row in rows] + \
         [deletion_event(d["job_id"], d["version"]) for d in deletions]
     return sorted(events, key=lambda e: e.version)
 

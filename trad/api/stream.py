@@ -102,7 +102,7 @@ def _read_job(broadcaster: Broadcaster, db: Database, job_id: int) -> JobEvent:
         row = logged_job(conn, job_id)
     if row is None:
         raise NotFound(f"training job {job_id} does not exist")
-    return job_event(row, None, broadcaster.float_columns)
+    return job_event(row, None, broadcaster.row_text)
 
 
 def _optional_int(name: str, raw: str | None) -> int | None:

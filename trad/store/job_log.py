@@ -8,9 +8,10 @@ jobs: version for the newest changes and for catching up, status for the unfinis
 
 Rows come as PostgreSQL's `row_to_json` text (`json`) beside the few columns a stream filters
 on: serialising 1,000 rows so costs ~0.13 s of the server's time against ~0.8 s of Python's
-(decode the JSONB columns, convert, encode) in the web process. PostgreSQL writes a
-non-finite float as a string ("NaN"), where the API writes null: `FLOAT_COLUMNS` tells which
-columns those are.
+(decode the JSONB columns, convert, encode) in the web process. Its text differs from the
+API's in two ways, mended by `trad.api.events.RowText` with `columns_of_type`: a non-finite
+float is a string ("NaN") where the API writes null, and a timestamp drops the trailing zeros
+of its microseconds.
 """
 
 from __future__ import annotations
@@ -70,12 +71,12 @@ def logged_job(conn: Connection, job_id: int) -> dict | None:
         return dict(row) if row else None
 
 
-def float_columns(conn: Connection) -> frozenset[str]:
-    """The double precision columns of training_jobs."""
+def columns_of_type(conn: Connection, type_name: str) -> frozenset[str]:
+    """The columns of training_jobs of one type (e.g. 'double precision')."""
     with conn.cursor() as cur:
         cur.execute("""SELECT attname FROM pg_attribute
-                        WHERE attrelid = 'training_jobs'::regclass AND atttypid = 'double precision'::regtype
-                          AND attnum > 0 AND NOT attisdropped""")
+                        WHERE attrelid = 'training_jobs'::regclass AND atttypid = %s::regtype
+                          AND attnum > 0 AND NOT attisdropped""", (type_name,))
         return frozenset(r["attname"] for r in cur.fetchall())
 
 
