@@ -181,3 +181,26 @@ def test_the_stream_survives_a_postgresql_restart(web, make_job, db, clean_db):
     reader.wait_for(lambda e: e[3].get("job_name") == "after restart", timeout=15)
     assert not reader.ended.is_set()
     reader.close()
+
+
+def test_a_filtered_streams_replay_delivers_the_job_that_left_the_filter(web, make_job, db, clean_db):
+    leaving, staying, other = (make_job(job_name=name, status="running") for name in ("leaving", "staying", "other"))
+    first = StreamReader(f"{web.url}/api/v1/training-jobs/stream?status=running")
+    first.wait_for(lambda e: e[3]["id"] == other["id"])
+    first.close()
+    with db.cursor() as cur:  # while the client is away, a job succeeds
+        cur.execute("UPDATE training_jobs SET status = 'succeeded' WHERE id = %s RETURNING version", (leaving["id"],))
+        left = cur.fetchone()["version"]
+    again = StreamReader(f"{web.url}/api/v1/training-jobs/stream?status=running", last_event_id=first.ids()[-1])
+    arrived = again.wait_for(lambda e: e[3]["id"] == leaving["id"])
+    assert arrived[2] == left and arrived[3]["status"] == "succeeded"
+    with db.cursor() as cur:  # and after the reconnect, live: a job the new stream never sent leaves the filter
+        cur.execute("UPDATE training_jobs SET status = 'failed' WHERE id = %s", (staying["id"],))
+    assert again.wait_for(lambda e: e[3]["id"] == staying["id"])[3]["status"] == "failed"
+    again.close()
+
+
+def test_a_jobs_own_stream_whose_client_has_its_final_row_ends_at_once(web, make_job):
+    job = make_job(status="succeeded")
+    reader = StreamReader(f"{web.url}/api/v1/training-jobs/{job['id']}/stream", last_event_id=job["version"])
+    assert reader.ended.wait(5) and reader.events == []

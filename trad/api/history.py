@@ -50,7 +50,7 @@ class JobHistory:
             self._remember(event)
         for event in unfinished:
             self._unfinished[event.job_id] = self._window.get(event.job_id, event)
-        self.version = max(version, self.version)
+        self.version = max(version, self.version, floor)  # the newest change may be a pruned deletion
 
     def state_before(self, job_id: int) -> tuple[str | None, int | None] | None:
         """(status, batch id) of the job's newest known event; (None, None) after its deletion;
