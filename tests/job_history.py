@@ -4,12 +4,16 @@ benchmark use it to put a server in front of a month of use.
 Each row is shaped like a finished 20-episode random search with walk-forward validation (its
 config, step details, best parameters and result copied from a real one): about 3.3 kB as the
 stream sends it. Rows are created a few minutes apart going back from now, newest last.
+`add_history` also vacuums and analyses the table, as autovacuum has long done on a database in
+use: without statistics, the planner sorts 20,000 wide rows for a filtered list page (77 ms
+instead of 15 ms, measured).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import psycopg2
 from psycopg2.extras import Json
 
 PARAMS = {"rr_ratio": 2.0, "pierce_depth": 0.3, "max_hold_candles": 282, "reversal_candles": 2,
@@ -61,3 +65,18 @@ def insert_finished_jobs(conn: Any, n: int, minutes_apart: float = 2.0, symbol: 
                       LATERAL (SELECT now() - (%(n)s - i + 1) * make_interval(secs => %(apart)s)) AS t(at)""",
             {"symbol": symbol, "config": Json(CONFIG), "details": Json({"params": PARAMS}),
              "params": Json(PARAMS), "result": Json(RESULT), "n": n, "apart": minutes_apart * 60})
+
+
+def add_history(database_url: str, n: int) -> int:
+    """Insert `n` succeeded jobs, then VACUUM ANALYZE; returns the log's newest version."""
+    conn = psycopg2.connect(database_url)
+    try:
+        conn.autocommit = True
+        insert_finished_jobs(conn, n)
+        with conn.cursor() as cur:
+            cur.execute("VACUUM ANALYZE training_jobs")
+            cur.execute("SELECT GREATEST((SELECT max(version) FROM training_jobs), "
+                        "(SELECT max(version) FROM training_job_deletions), 0)")
+            return int(cur.fetchone()[0])
+    finally:
+        conn.close()

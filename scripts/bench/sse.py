@@ -32,7 +32,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from tests.job_history import insert_finished_jobs  # noqa: E402
+from tests.job_history import add_history  # noqa: E402
 from tests.process_stats import proc_stats  # noqa: E402
 
 
@@ -325,8 +325,8 @@ def main() -> None:
 
 
 def run(url: str, args: argparse.Namespace) -> None:
+    add_history(url, args.jobs)
     conn = psycopg2.connect(url)
-    insert_finished_jobs(conn, args.jobs)
     with conn.cursor() as cur:
         cur.execute("INSERT INTO training_jobs (job_name, strategy, symbol, timeframe, optimizer) "
                     "VALUES ('bench', 'sma_crossover', 'BENCH', '5m', 'grid') RETURNING id")

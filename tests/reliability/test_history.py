@@ -18,25 +18,16 @@ import time
 
 import pytest
 
-from tests.job_history import insert_finished_jobs
+from tests.job_history import add_history
 from tests.polling import wait_for
 from tests.process_stats import proc_stats
 from tests.reliability.conftest import web_worker_pid
 from tests.reliability.held_streams import HeldStreams, allow_descriptors
 from tests.stream.test_sse import StreamReader
-from trad.store.job_log import latest_version
 
 STREAM = "/api/v1/training-jobs/stream"
 BURST, BURST_P99_SECONDS = 1000, 2.0
 CROWD, KB_PER_STREAM, BACK_WITHIN, GIVE_BACK_SECONDS = 2000, 50, 0.20, 60.0
-
-
-def history_of(db, n: int) -> int:
-    """`n` finished jobs in the database; returns the log's newest version."""
-    with db.transaction() as conn:
-        insert_finished_jobs(conn, n)
-    with db.connection() as conn:
-        return latest_version(conn)
 
 
 def rename(db, job_id: int, name: str) -> int:
@@ -45,8 +36,8 @@ def rename(db, job_id: int, name: str) -> int:
         return cur.fetchone()["version"]
 
 
-def test_a_reconnect_from_version_1_at_20000_jobs_is_one_reset(start_web, db, clean_db):
-    newest = history_of(db, 20_000)
+def test_a_reconnect_from_version_1_at_20000_jobs_is_one_reset(start_web, db, pg_url, clean_db):
+    newest = add_history(pg_url, 20_000)
     web = start_web()
     reader = StreamReader(f"{web.url}{STREAM}", last_event_id=1)
     reset = reader.wait_for(lambda e: e[1] == "reset")
@@ -93,9 +84,9 @@ def test_a_replay_from_before_a_pruned_tombstone_is_a_reset(start_web, make_job,
 
 
 @pytest.mark.slow
-def test_a_burst_of_1000_connects_at_2000_jobs_is_answered_within_2_s(start_web, db, clean_db):
+def test_a_burst_of_1000_connects_at_2000_jobs_is_answered_within_2_s(start_web, pg_url, clean_db):
     allow_descriptors(BURST + 200)
-    history_of(db, 2_000)
+    add_history(pg_url, 2_000)
     web = start_web()  # nothing has streamed yet: the burst's first connect loads the history
     streams = HeldStreams(web.port, BURST)
     try:
@@ -113,9 +104,9 @@ def test_a_burst_of_1000_connects_at_2000_jobs_is_answered_within_2_s(start_web,
 
 
 @pytest.mark.slow
-def test_a_stream_costs_at_most_50_kB_and_memory_comes_back_when_they_close(start_web, db, clean_db):
+def test_a_stream_costs_at_most_50_kB_and_memory_comes_back_when_they_close(start_web, pg_url, clean_db):
     allow_descriptors(CROWD + 200)
-    history_of(db, 2_000)
+    add_history(pg_url, 2_000)
     web = start_web()
     pid = web_worker_pid(web)
     first = HeldStreams(web.port, 1)  # the history loaded: part of the process at rest

@@ -191,13 +191,13 @@ class Broadcaster:
         try:
             self.row_text = RowText(job_log.columns_of_type(conn, "double precision"),
                                     job_log.columns_of_type(conn, "timestamp with time zone"))
-            rows, deletions = job_log.newest_changes(conn, REPLAY_JOBS + 1)
+            entries = job_log.newest_changes(conn, REPLAY_JOBS + 1)
             unfinished = job_log.unfinished_jobs(conn)
             pruned, version = job_log.pruned_through(conn), job_log.latest_version(conn)
         finally:
             with conn.cursor() as cur:
                 cur.execute("COMMIT")
-        events = log_events(rows, deletions, self.row_text)
+        events = log_events(entries, self.row_text)
         floor = events.pop(0).version if len(events) > REPLAY_JOBS else 0
         newest = {e.job_id: e for e in events}
         current = [newest[r["id"]] if r["id"] in newest and newest[r["id"]].version == r["version"]
@@ -209,35 +209,34 @@ class Broadcaster:
     def _catch_up(self, conn: Any) -> None:
         """Read the log after the history's version, a slice at a time, and fan each slice out."""
         while True:
-            rows, deletions = job_log.changes_after(conn, self.history.version, CATCH_UP_ROWS)
-            if not rows and not deletions:
+            entries = job_log.changes_after(conn, self.history.version, CATCH_UP_ROWS)
+            if not entries:
                 return
-            events = self._with_states_before(rows, deletions)
+            events = self._with_states_before(entries)
             with self._lock:
                 self.history.apply(events)
                 subscriptions = list(self._subscriptions)
             for subscription in subscriptions:
                 subscription.offer(events)
-            if len(rows) + len(deletions) < CATCH_UP_ROWS:
+            if len(entries) < CATCH_UP_ROWS:
                 return
 
-    def _with_states_before(self, rows: list[dict], deletions: list[dict]) -> list[JobEvent]:
-        """The changes as events in version order, each with the job's state before it (a row
-        inserted in its own transaction had none: it is `fresh`, its created_at its updated_at)."""
-        changes = sorted([(r["version"], r["id"], r) for r in rows] +
-                         [(d["version"], d["job_id"], None) for d in deletions], key=lambda c: c[0])
+    def _with_states_before(self, entries: list[dict]) -> list[JobEvent]:
+        """Log entries as events, each with the job's state before it (a row inserted in its own
+        transaction had none: it is `fresh`, its created_at its updated_at)."""
         states: dict[int, Any] = {}
         events = []
-        for version, job_id, row in changes:
+        for entry in entries:
+            job_id = entry["id"]
             before = states[job_id] if job_id in states else self.history.state_before(job_id)
-            if row is None:
-                events.append(deletion_event(job_id, version, before))
+            if entry["json"] is None:
+                events.append(deletion_event(job_id, entry["version"], before))
                 states[job_id] = (None, None)
                 continue
-            if before is None and row["fresh"]:
+            if before is None and entry["fresh"]:
                 before = (None, None)
-            events.append(job_event(row, before, self.row_text))
-            states[job_id] = (row["status"], row["batch_id"])
+            events.append(job_event(entry, before, self.row_text))
+            states[job_id] = (entry["status"], entry["batch_id"])
         return events
 
 

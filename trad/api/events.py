@@ -96,12 +96,10 @@ def reset_event(version: int, reason: str) -> JobEvent:
                     sse_message(version, "reset", json.dumps({"version": version, "reason": reason})))
 
 
-def log_events(rows: Iterable[dict[str, Any]], deletions: Iterable[dict[str, Any]],
-               text: RowText = RowText()) -> list[JobEvent]:
-    """Rows and tombstones as events in version order (`before` unknown)."""
-    events = [job_event(row, None, text) for row in rows] + \
-        [deletion_event(d["job_id"], d["version"]) for d in deletions]
-    return sorted(events, key=lambda e: e.version)
+def log_events(entries: Iterable[dict[str, Any]], text: RowText = RowText()) -> list[JobEvent]:
+    """Log entries (`trad.store.job_log`, in version order) as events (`before` unknown)."""
+    return [job_event(e, None, text) if e["json"] is not None else deletion_event(e["id"], e["version"])
+            for e in entries]
 
 
 def http_chunk(data: bytes) -> bytes:

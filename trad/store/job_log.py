@@ -23,36 +23,24 @@ from trad.store.jobs import STATUSES, TERMINAL_STATUSES
 UNFINISHED_STATUSES = tuple(s for s in STATUSES if s not in TERMINAL_STATUSES)
 LOGGED = ("j.id, j.version, j.status, j.batch_id, j.created_at = j.updated_at AS fresh, "
           "row_to_json(j)::text AS json FROM training_jobs j")
+# Rows and tombstones as one log: a tombstone is an entry whose `json` is null.
+LOG = (f"SELECT {LOGGED} WHERE j.version > %(after)s UNION ALL "
+       "SELECT d.job_id, d.version, NULL, NULL, NULL, NULL FROM training_job_deletions d WHERE d.version > %(after)s")
 
 
-def changes_after(conn: Connection, version: int, limit: int) -> tuple[list[dict], list[dict]]:
-    """Rows and tombstones with a version above `version`: the `limit` lowest versions of the two
-    together (each list in version order; merge them to get the log)."""
+def changes_after(conn: Connection, version: int, limit: int) -> list[dict]:
+    """The first `limit` log entries above `version`, in version order (a deletion's `json` is None)."""
     with conn.cursor() as cur:
-        cur.execute(f"SELECT {LOGGED} WHERE version > %s ORDER BY version LIMIT %s", (version, limit))
-        rows = [dict(r) for r in cur.fetchall()]
-        cur.execute("SELECT job_id, version FROM training_job_deletions WHERE version > %s ORDER BY version LIMIT %s",
-                    (version, limit))
-        deletions = [dict(r) for r in cur.fetchall()]
-    return _lowest(rows, deletions, limit)
+        cur.execute(f"{LOG} ORDER BY version LIMIT %(limit)s", {"after": version, "limit": limit})
+        return [dict(r) for r in cur.fetchall()]
 
 
-def newest_changes(conn: Connection, limit: int) -> tuple[list[dict], list[dict]]:
-    """The `limit` newest rows and tombstones together, each list in version order."""
+def newest_changes(conn: Connection, limit: int) -> list[dict]:
+    """The newest `limit` log entries, in version order."""
     with conn.cursor() as cur:
-        cur.execute(f"SELECT {LOGGED} ORDER BY version DESC LIMIT %s", (limit,))
-        rows = [dict(r) for r in cur.fetchall()][::-1]
-        cur.execute("SELECT job_id, version FROM training_job_deletions ORDER BY version DESC LIMIT %s", (limit,))
-        deletions = [dict(r) for r in cur.fetchall()][::-1]
-    versions = sorted([r["version"] for r in rows] + [d["version"] for d in deletions])[-limit:]
-    oldest = versions[0] if versions else 0
-    return [r for r in rows if r["version"] >= oldest], [d for d in deletions if d["version"] >= oldest]
-
-
-def _lowest(rows: list[dict], deletions: list[dict], limit: int) -> tuple[list[dict], list[dict]]:
-    versions = sorted([r["version"] for r in rows] + [d["version"] for d in deletions])[:limit]
-    newest = versions[-1] if versions else 0
-    return [r for r in rows if r["version"] <= newest], [d for d in deletions if d["version"] <= newest]
+        cur.execute(f"SELECT * FROM ({LOG} ORDER BY version DESC LIMIT %(limit)s) newest ORDER BY version",
+                    {"after": 0, "limit": limit})
+        return [dict(r) for r in cur.fetchall()]
 
 
 def unfinished_jobs(conn: Connection) -> list[dict]:
