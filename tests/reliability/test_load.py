@@ -58,17 +58,20 @@ class SteadyReader(threading.Thread):
     def run(self) -> None:
         session, i = requests.Session(), 0
         while not self.halt.is_set():
-            path = READS[i % len(READS)].format(id=self.job_ids[i % len(self.job_ids)])
-            started = time.monotonic()
-            try:
-                response = session.get(self.url + path, timeout=10)
-                if response.status_code != 200:
-                    self.errors.append(f"{path}: {response.status_code} {response.text[:200]}")
-            except requests.RequestException as exc:
-                self.errors.append(f"{path}: {exc!r}")
-            self.latencies.append(time.monotonic() - started)
+            self.read(session, READS[i % len(READS)].format(id=self.job_ids[i % len(self.job_ids)]))
             i += 1
             self.halt.wait(0.1)
+
+    def read(self, session: requests.Session, path: str) -> None:
+        """One GET, its latency and any error recorded."""
+        started = time.monotonic()
+        try:
+            response = session.get(self.url + path, timeout=10)
+            if response.status_code != 200:
+                self.errors.append(f"{path}: {response.status_code} {response.text[:200]}")
+        except requests.RequestException as exc:
+            self.errors.append(f"{path}: {exc!r}")
+        self.latencies.append(time.monotonic() - started)
 
 
 def connections(db) -> dict[str, int]:
@@ -152,17 +155,13 @@ GETS_PER_SECOND, HISTORY_WARM_UP, HISTORY_SOAK, GET_P99_SECONDS = 50, 5.0, 60.0,
 READERS, PAGE_SIZE = 5, 12
 
 
-class PacedReader(threading.Thread):
+class PacedReader(SteadyReader):
     """GETs on a fixed schedule (a slow answer does not thin it out, up to the reader's own wait):
     list pages, some filtered by status, and single rows of any job."""
 
     def __init__(self, url: str, per_second: float, job_ids: list[int], seed: int) -> None:
-        super().__init__(daemon=True)
-        self.url, self.every, self.job_ids = url, 1.0 / per_second, job_ids
-        self.random = random.Random(seed)
-        self.latencies: list[float] = []
-        self.errors: list[str] = []
-        self.halt = threading.Event()
+        super().__init__(url, job_ids)
+        self.every, self.random = 1.0 / per_second, random.Random(seed)
 
     def path(self) -> str:
         if self.random.random() < 0.5:
@@ -175,15 +174,7 @@ class PacedReader(threading.Thread):
     def run(self) -> None:
         session, due = requests.Session(), time.monotonic()
         while not self.halt.is_set():
-            path = self.path()
-            started = time.monotonic()
-            try:
-                response = session.get(self.url + path, timeout=10)
-                if response.status_code != 200:
-                    self.errors.append(f"{path}: {response.status_code} {response.text[:200]}")
-            except requests.RequestException as exc:
-                self.errors.append(f"{path}: {exc!r}")
-            self.latencies.append(time.monotonic() - started)
+            self.read(session, self.path())
             due += self.every
             self.halt.wait(max(0.0, due - time.monotonic()))
 

@@ -14,8 +14,9 @@ From this, under the broadcaster's lock and with no query:
   whatever the filter: a filtered client needs the rows that left its filter too, and drops
   what is not its business) — or None when V is below the floor: the caller sends a reset.
 
-Measured at 20,000 jobs of ~3.3 kB rows: the window is ~1,000 events (~3.5 MB with their
-framing), loaded in ~0.1 s when the first stream connects; a snapshot costs ~0.1 ms.
+Measured at 20,000 jobs of ~3.3 kB rows (load average 2.6): the window holds 1,000 events
+(3.3 MB of messages), loaded in 61 ms when the first stream connects; a snapshot costs 9 µs
+(0.15 ms for a filter that matches nothing in the window), a replay of 500 jobs 44 µs.
 """
 
 from __future__ import annotations

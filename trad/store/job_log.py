@@ -23,23 +23,31 @@ from trad.store.jobs import STATUSES, TERMINAL_STATUSES
 UNFINISHED_STATUSES = tuple(s for s in STATUSES if s not in TERMINAL_STATUSES)
 LOGGED = ("j.id, j.version, j.status, j.batch_id, j.created_at = j.updated_at AS fresh, "
           "row_to_json(j)::text AS json FROM training_jobs j")
-# Rows and tombstones as one log: a tombstone is an entry whose `json` is null.
-LOG = (f"SELECT {LOGGED} WHERE j.version > %(after)s UNION ALL "
-       "SELECT d.job_id, d.version, NULL, NULL, NULL, NULL FROM training_job_deletions d WHERE d.version > %(after)s")
+
+
+def _log(direction: str) -> str:
+    """Rows and tombstones above %(after)s as one log (a tombstone's `json` is null): the first
+    %(limit)s of each in `direction`. Each side limits itself, so each reads its version index
+    and serialises only what it returns (with the limit outside, the planner scanned and
+    serialised all 20,000 rows: 0.43 s instead of 0.1 s)."""
+    return (f"(SELECT {LOGGED} WHERE j.version > %(after)s ORDER BY j.version {direction} LIMIT %(limit)s) "
+            "UNION ALL (SELECT d.job_id, d.version, NULL, NULL, NULL, NULL FROM training_job_deletions d "
+            f"WHERE d.version > %(after)s ORDER BY d.version {direction} LIMIT %(limit)s)")
 
 
 def changes_after(conn: Connection, version: int, limit: int) -> list[dict]:
     """The first `limit` log entries above `version`, in version order (a deletion's `json` is None)."""
     with conn.cursor() as cur:
-        cur.execute(f"{LOG} ORDER BY version LIMIT %(limit)s", {"after": version, "limit": limit})
+        cur.execute(f"SELECT * FROM ({_log('ASC')}) log ORDER BY version LIMIT %(limit)s",
+                    {"after": version, "limit": limit})
         return [dict(r) for r in cur.fetchall()]
 
 
 def newest_changes(conn: Connection, limit: int) -> list[dict]:
     """The newest `limit` log entries, in version order."""
     with conn.cursor() as cur:
-        cur.execute(f"SELECT * FROM ({LOG} ORDER BY version DESC LIMIT %(limit)s) newest ORDER BY version",
-                    {"after": 0, "limit": limit})
+        cur.execute(f"SELECT * FROM (SELECT * FROM ({_log('DESC')}) log ORDER BY version DESC LIMIT %(limit)s) newest "
+                    "ORDER BY version", {"after": 0, "limit": limit})
         return [dict(r) for r in cur.fetchall()]
 
 
