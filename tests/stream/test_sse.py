@@ -204,3 +204,14 @@ def test_a_jobs_own_stream_whose_client_has_its_final_row_ends_at_once(web, make
     job = make_job(status="succeeded")
     reader = StreamReader(f"{web.url}/api/v1/training-jobs/{job['id']}/stream", last_event_id=job["version"])
     assert reader.ended.wait(5) and reader.events == []
+
+
+def test_a_jobs_own_stream_resumed_at_its_newest_row_sends_only_what_follows(web, make_job, db):
+    job = make_job(status="running")
+    reader = StreamReader(f"{web.url}/api/v1/training-jobs/{job['id']}/stream", last_event_id=job["version"])
+    time.sleep(0.5)
+    assert reader.events == [] and not reader.ended.is_set()
+    with db.cursor() as cur:
+        cur.execute("UPDATE training_jobs SET status = 'succeeded' WHERE id = %s", (job["id"],))
+    assert reader.ended.wait(5), "the stream did not end after the job's terminal state"
+    assert [e[3]["status"] for e in reader.events] == ["succeeded"]

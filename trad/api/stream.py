@@ -91,9 +91,8 @@ def stream_one_job(job_id: int) -> Response:
         broadcaster.unsubscribe(subscription)
         raise
     subscription.sent_version = max(subscription.sent_version, newest.version)
-    if newest.version == subscription.after_version:
-        return _stream(subscription, [], ends_at_once=newest.terminal)
-    return _stream(subscription, [newest], ends_when_done=True)
+    first = [] if newest.version == subscription.after_version else [newest]
+    return _stream(subscription, first, ends_when_done=True, ends_at_once=not first and newest.terminal)
 
 
 def _read_job(broadcaster: Broadcaster, db: Database, job_id: int) -> JobEvent:
