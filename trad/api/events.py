@@ -1,8 +1,8 @@
 """Job change events and the subscriptions of the SSE streams.
 
 An event is one change of the job log (migration 004: every change of a job row takes the next
-version in commit order, a deletion leaves a tombstone with its own version), serialised,
-encoded and framed once however many streams it goes to: `message` is the SSE text as bytes.
+version in commit order, a deletion leaves a tombstone with its own version), serialised and
+encoded once however many streams it goes to: `message` is the SSE text as bytes.
 
 A subscription is one stream's view: its filter, how far it has been sent, and at most one
 pending event per job (the newest). A client more than BACKLOG_JOBS jobs behind gets one
