@@ -215,3 +215,17 @@ def test_a_jobs_own_stream_resumed_at_its_newest_row_sends_only_what_follows(web
         cur.execute("UPDATE training_jobs SET status = 'succeeded' WHERE id = %s", (job["id"],))
     assert reader.ended.wait(5), "the stream did not end after the job's terminal state"
     assert [e[3]["status"] for e in reader.events] == ["succeeded"]
+
+
+def test_the_last_of_a_quick_run_of_changes_arrives_at_once(web, make_job, db, clean_db):
+    job = make_job()
+    reader = StreamReader(f"{web.url}/api/v1/training-jobs/stream")
+    reader.wait_for(lambda e: e[3]["id"] == job["id"])
+    with db.cursor() as cur:  # commits back to back: their NOTIFYs arrive while the listener reads
+        for episode in range(1, 301):
+            cur.execute("UPDATE training_jobs SET current_episode = %s WHERE id = %s", (episode, job["id"]))
+            cur.connection.commit()
+    committed = time.monotonic()
+    arrived = reader.wait_for(lambda e: e[3].get("current_episode") == 300, timeout=10)
+    assert arrived[0] - committed < 1.0
+    reader.close()
