@@ -36,6 +36,7 @@ def rename(db, job_id: int, name: str) -> int:
         return cur.fetchone()["version"]
 
 
+@pytest.mark.slow
 def test_a_reconnect_from_version_1_at_20000_jobs_is_one_reset(start_web, db, pg_url, clean_db):
     newest = add_history(pg_url, 20_000)
     web = start_web()
