@@ -23,7 +23,7 @@ from tests.polling import wait_for
 from tests.process_stats import proc_stats
 from tests.reliability.conftest import web_worker_pid
 from tests.reliability.held_streams import HeldStreams, allow_descriptors
-from tests.stream.test_sse import StreamReader
+from tests.stream.reader import StreamReader
 
 STREAM = "/api/v1/training-jobs/stream"
 BURST, BURST_P99_SECONDS = 1000, 2.0
