@@ -77,8 +77,10 @@ export async function api(path, { method = "GET", query, body } = {}) {
 /**
  * One EventSource on a job stream. The browser reconnects by itself (the server's `retry:`)
  * and sends Last-Event-ID, so nothing is missed; only if the browser gives up for good
- * (readyState CLOSED) is a new one opened, from the last event id seen.
- * handlers: {job(row), deleted({id}), state("connecting" | "live" | "reconnecting")}.
+ * (readyState CLOSED) is a new one opened, from the last event id seen. When the server cannot
+ * replay what was missed (the client was away too long), it sends `reset` instead: the page
+ * reloads what it shows by REST, and the stream goes on from the reset's id.
+ * handlers: {job(row), deleted({id}), reset({version, reason}), state("connecting" | "live" | "reconnecting")}.
  */
 export function openJobStream(path, handlers) {
   let source = null;
@@ -112,6 +114,10 @@ export function openJobStream(path, handlers) {
       remember(event);
       const gone = parse(event);
       if (gone) handlers.deleted?.(gone);
+    });
+    source.addEventListener("reset", (event) => {
+      remember(event);
+      handlers.reset?.(parse(event) || {});
     });
   }
 

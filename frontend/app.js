@@ -67,11 +67,26 @@ function route() {
   }
 }
 
+/** The stream could not replay what was missed: forget every row and reload the page's by REST. */
+async function reloadAfterReset() {
+  rows.clear();
+  list.load();
+  const id = detail.id;
+  if (!id) return;
+  try {
+    const row = await api(`/api/v1/training-jobs/${id}`);
+    if (detail.id === id) acceptRow(row);
+  } catch (error) {
+    if (error.status === 404) forgetJob(id);
+  }
+}
+
 function openStream() {
   stream?.close();
   stream = openJobStream("/api/v1/training-jobs/stream", {
     job: acceptRow,
     deleted: ({ id }) => forgetJob(id),
+    reset: reloadAfterReset,
     state: (state) => {
       live.set(state);
       if (state !== "live") return;

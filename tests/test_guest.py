@@ -23,7 +23,7 @@ ALLOWED = {TESTS / "private_services.py", TESTS / "test_guest.py"}
 
 SERVER_CONTROL = {
     "FLUSHALL/FLUSHDB by a Redis client": r"\.flush(?:all|db)\s*\(",
-    "SHUTDOWN by a Redis client": (r"(?<!executor)(?<!pool)\.shutdown\s*\("
+    "SHUTDOWN by a Redis client": (r"(?<!executor)(?<!pool)(?<!server)\.shutdown\s*\("
                                    r"(?!\s*(?:socket\s*\.\s*)?SHUT_(?:RDWR|RD|WR)\b)(?!\s*(?:wait|cancel_futures)\s*=)"),
     "FLUSHALL/FLUSHDB/SHUTDOWN as a command word": r"""(?i)["'](?:flushall|flushdb|shutdown)["']""",
     "SHUTDOWN SAVE/NOSAVE in a command": r"(?i)\bshutdown\s+(?:no)?save\b",
@@ -91,6 +91,7 @@ INNOCENT = [
     "self.connection.sock.shutdown(socket.SHUT_RDWR)",
     "sock.shutdown(SHUT_WR)",
     "executor.shutdown(wait=True)",
+    "server.shutdown()  # an http.server the test started",
     "os.killpg(web.process.pid, signal.SIGTERM)  # a deploy: SIGTERM, gunicorn's graceful shutdown",
     "# Redis loses everything it held for these jobs (what FLUSHALL does to them).",
     'def restart():\n    """Restarted with pg_ctl, shut down with SHUTDOWN NOSAVE, FLUSHALL, CONFIG SET."""\n    return 1',

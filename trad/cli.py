@@ -246,13 +246,17 @@ def watch(job_id: int, url: str | None, reconnect_for: float) -> None:
 @click.option("--days", type=click.IntRange(min=0), default=None,
               help="Keep this many days (default TRAD_RETENTION_DAYS, 30).")
 def cleanup(days: int | None) -> None:
-    """Delete finished jobs older than the retention period, with their metrics and logs."""
+    """Delete finished jobs older than the retention period, with their metrics and logs, and the
+    deletion records (tombstones) older than it: a stream asked to replay from before them resets."""
+    from trad.store.job_log import prune_deletions
     from trad.store.jobs import delete_finished_before
 
     days = get_settings().retention_days if days is None else days
     with _database().transaction() as conn:
         deleted = delete_finished_before(conn, days)
-    click.echo(f"deleted {len(deleted)} jobs older than {days} days (trained configurations kept)")
+        pruned = prune_deletions(conn, days)
+    click.echo(f"deleted {len(deleted)} jobs older than {days} days (trained configurations kept) "
+               f"and {pruned} deletion records")
 
 
 @cli.command("train-all")

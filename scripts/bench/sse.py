@@ -1,8 +1,12 @@
 """SSE under load: N clients on one `trad serve` process, a burst of row updates, latency from
-COMMIT to each client's receipt, plain API latency meanwhile, memory per client, and file
-descriptors/threads before and after many connect/disconnect cycles.
+COMMIT to each client's receipt, plain API latency meanwhile, memory per client and after the
+clients left, and file descriptors/threads before and after many connect/disconnect cycles.
+With `--jobs N`, the database first gets a history of N finished jobs (~3.3 kB rows), and the
+cost of history is measured: a burst of connects (time to the status line, bytes each), and a
+reconnect with `Last-Event-ID: 1`.
 
 Usage: python scripts/bench/sse.py [--clients 1000 5000] [--updates 20] [--cycles 10000]
+                                   [--jobs 20000] [--burst 1000] [--settle 60]
 Creates a scratch database (random name), starts `trad serve` on a free port, drops both.
 Clients are asyncio sockets in this process (the same 2 cores serve and measure).
 """
@@ -28,6 +32,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from tests.job_history import add_history  # noqa: E402
 from tests.process_stats import proc_stats  # noqa: E402
 
 
@@ -180,7 +185,70 @@ def update_burst(database_url: str, job_id: int, updates: int, spacing: float) -
     return committed
 
 
-async def hold_clients(server: Server, database_url: str, job_id: int, n: int, updates: int) -> dict:
+async def open_stream(port: int, headers: str = "") -> tuple[str, float, asyncio.StreamReader, asyncio.StreamWriter]:
+    """A job stream's status line, the seconds it took, and the open connection."""
+    started = time.perf_counter()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET /api/v1/training-jobs/stream HTTP/1.1\r\nHost: bench\r\n"
+                 f"Accept: text/event-stream\r\n{headers}\r\n".encode())
+    await writer.drain()
+    status = (await reader.readline()).decode().strip()
+    return status, time.perf_counter() - started, reader, writer
+
+
+async def read_until_quiet(reader: asyncio.StreamReader, quiet: float, limit: float) -> bytes:
+    """What the server sends until it has been silent for `quiet` seconds (at most `limit` seconds)."""
+    received, end = [], time.monotonic() + limit
+    while time.monotonic() < end:
+        try:
+            data = await asyncio.wait_for(reader.read(1 << 20), quiet)
+        except asyncio.TimeoutError:
+            break
+        if not data:
+            break
+        received.append(data)
+    return b"".join(received)
+
+
+async def connect_burst(port: int, n: int) -> dict:
+    """`n` streams opened at once: status lines, seconds to each, and the bytes each was sent first."""
+    async def one() -> tuple[str, float, int]:
+        try:
+            status, seconds, reader, writer = await open_stream(port)
+        except OSError as exc:
+            return repr(exc), float("inf"), 0
+        body = await read_until_quiet(reader, 1.0, 30.0)
+        writer.transport.abort()
+        return status, seconds, len(body)
+
+    results = await asyncio.gather(*(one() for _ in range(n)))
+    return {"refused": sum(1 for status, _, _ in results if " 200 " not in f"{status} "),
+            "seconds": [seconds for _, seconds, _ in results],
+            "bytes": [size for _, _, size in results]}
+
+
+async def replay_from(port: int, version: int) -> dict:
+    """A reconnect with `Last-Event-ID: version`: what it is sent and how long that takes."""
+    started = time.perf_counter()
+    status, _, reader, writer = await open_stream(port, f"Last-Event-ID: {version}\r\n")
+    body = await read_until_quiet(reader, 2.0, 120.0)
+    writer.transport.abort()
+    return {"status": status, "bytes": len(body), "jobs": body.count(b"event: job\n"),
+            "reset": b"event: reset\n" in body, "seconds": time.perf_counter() - started - 2.0}
+
+
+def report_history(jobs: int, burst: dict, replay: dict) -> None:
+    seconds = [x * 1000 for x in burst["seconds"]]
+    print(f"history of {jobs:,} jobs: {len(seconds)} connects at once: {burst['refused']} refused, "
+          f"status line p50 {percentile(seconds, 0.5):.0f} ms p99 {percentile(seconds, 0.99):.0f} ms "
+          f"max {max(seconds):.0f} ms, first bytes per stream median {percentile(burst['bytes'], 0.5) / 1024:.0f} kB "
+          f"max {max(burst['bytes']) / 1024:.0f} kB; reconnect with Last-Event-ID 1: {replay['status']}, "
+          f"{'a reset, ' if replay['reset'] else ''}{replay['jobs']:,} rows, {replay['bytes'] / 1024:,.0f} kB "
+          f"in {replay['seconds']:.2f} s")
+
+
+async def hold_clients(server: Server, database_url: str, job_id: int, n: int, updates: int,
+                       settle: float) -> dict:
     clients = [StreamClient() for _ in range(n)]
     tasks = []
     for start in range(0, n, 200):  # connect in waves, as a page full of tabs would
@@ -201,8 +269,9 @@ async def hold_clients(server: Server, database_url: str, job_id: int, n: int, u
     for c in clients:
         c.close()
     await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.sleep(settle)
     return {"errors": errors, "held": held, "api": api, "latencies": latencies, "coalesced": coalesced,
-            "final_missing": final_missing}
+            "final_missing": final_missing, "after": proc_stats(server.worker_pid)}
 
 
 async def cycle_clients(server: Server, cycles: int, wave: int = 100) -> None:
@@ -225,7 +294,7 @@ def db_connections(url: str) -> int:
     return count
 
 
-def report(n: int, result: dict, baseline: dict) -> None:
+def report(n: int, result: dict, baseline: dict, settle: float) -> None:
     lat = [x * 1000 for x in result["latencies"]]
     api = [x * 1000 for x in result["api"]]
     per_client = (result["held"]["rss_kb"] - baseline["rss_kb"]) / n
@@ -235,7 +304,8 @@ def report(n: int, result: dict, baseline: dict) -> None:
           f"max {max(lat) if lat else float('nan'):.1f} ms; GET job p50 {percentile(api, 0.5):.1f} ms "
           f"p99 {percentile(api, 0.99):.1f} ms; RSS +{per_client:.1f} kB/client "
           f"({result['held']['rss_kb'] / 1024:.0f} MB), threads {result['held']['threads']}, "
-          f"fds {result['held']['fds']}")
+          f"fds {result['held']['fds']}; {settle:.0f} s after they left: RSS {result['after']['rss_kb'] / 1024:.0f} MB "
+          f"(at rest {baseline['rss_kb'] / 1024:.0f} MB), fds {result['after']['fds']}")
 
 
 def main() -> None:
@@ -243,6 +313,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=[1000, 5000])
     parser.add_argument("--updates", type=int, default=20)
     parser.add_argument("--cycles", type=int, default=10_000)
+    parser.add_argument("--jobs", type=int, default=0, help="finished jobs in the history (default none)")
+    parser.add_argument("--burst", type=int, default=1000, help="streams opened at once on the history")
+    parser.add_argument("--settle", type=float, default=60.0, help="seconds after the clients left to read RSS")
     parser.add_argument("--admin-url", default=ADMIN_URL)
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -252,6 +325,7 @@ def main() -> None:
 
 
 def run(url: str, args: argparse.Namespace) -> None:
+    add_history(url, args.jobs)
     conn = psycopg2.connect(url)
     with conn.cursor() as cur:
         cur.execute("INSERT INTO training_jobs (job_name, strategy, symbol, timeframe, optimizer) "
@@ -266,7 +340,11 @@ def run(url: str, args: argparse.Namespace) -> None:
         print(f"web worker at rest: RSS {baseline['rss_kb'] / 1024:.0f} MB, threads {baseline['threads']}, "
               f"fds {baseline['fds']}; load {open('/proc/loadavg').read().split()[0]}")
         for n in args.clients:
-            report(n, asyncio.run(hold_clients(server, url, job_id, n, args.updates)), baseline)
+            report(n, asyncio.run(hold_clients(server, url, job_id, n, args.updates, args.settle)), baseline,
+                   args.settle)
+        if args.jobs:
+            report_history(args.jobs, asyncio.run(connect_burst(server.port, args.burst)),
+                           asyncio.run(replay_from(server.port, 1)))
         before = settled(server.worker_pid)
         started = time.monotonic()
         asyncio.run(cycle_clients(server, args.cycles))

@@ -29,6 +29,6 @@ def test_the_chart_fetches_only_new_evaluations_and_shows_them_all(page, web, wo
     whole = requests.get(f"{web.url}/api/v1/training-jobs/{job['id']}/metrics", timeout=10).json()
     scored = sum(1 for s in whole["score"] if s is not None and math.isfinite(s))
     expect(detail.locator(".chart-plot svg")).to_have_attribute(
-        "aria-label", f"{scored:,} scored iterations; best sharpe {whole['best_score'][-1]:.4f}", timeout=10_000)
+        "aria-label", f"{scored:,} scored episodes; best sharpe {whole['best_score'][-1]:.4f}", timeout=10_000)
     assert len(whole["iterations"]) == 120 and len(asked) >= 3, asked
     assert "after_iteration" not in asked[0] and all("after_iteration" in query for query in asked[1:]), asked

@@ -2,80 +2,18 @@
 
 from __future__ import annotations
 
-import http.client
-import json
-import socket
 import subprocess
-import threading
 import time
 
 import pytest
 import requests
-from urllib.parse import urlsplit
 
 from tests.conftest import add_job
+from tests.stream.reader import StreamReader
 from trad.jobs.control import create_job
 from trad.jobs.queue import connect_redis
 from trad.jobs.requests import JobRequest
 from trad.store.jobs import get_job
-
-
-class StreamReader:
-    """Reads an SSE stream in a thread, recording (arrival time, event, id, data)."""
-
-    def __init__(self, url: str, last_event_id: int | None = None) -> None:
-        parts = urlsplit(url)
-        self.connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
-        headers = {"Accept": "text/event-stream"}
-        if last_event_id:
-            headers["Last-Event-ID"] = str(last_event_id)
-        self.connection.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""), headers=headers)
-        self.response = self.connection.getresponse()
-        self.events: list[tuple[float, str, int | None, dict | None]] = []
-        self.lines: list[str] = []
-        self.ended = threading.Event()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        kind, event_id, data = "message", None, None
-        try:
-            for raw in self.response:
-                line = raw.decode().rstrip("\r\n")
-                self.lines.append(line)
-                if line == "":
-                    if data is not None:
-                        self.events.append((time.monotonic(), kind, event_id, json.loads(data)))
-                    kind, event_id, data = "message", None, None
-                elif line.startswith("event: "):
-                    kind = line[7:]
-                elif line.startswith("id: "):
-                    event_id = int(line[4:])
-                elif line.startswith("data: "):
-                    data = line[6:]
-        except Exception:  # the connection was dropped under the reader: the stream is over
-            pass
-        finally:
-            self.ended.set()
-
-    def close(self) -> None:
-        """Drop the connection at once, as a browser tab closing does."""
-        try:
-            self.connection.sock.shutdown(socket.SHUT_RDWR)
-        except (OSError, AttributeError):
-            pass
-        self.connection.close()
-
-    def ids(self) -> list[int]:
-        return [e[2] for e in self.events if e[2] is not None]
-
-    def wait_for(self, predicate, timeout: float = 10.0):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            for event in list(self.events):
-                if predicate(event):
-                    return event
-            time.sleep(0.02)
-        raise AssertionError(f"no such event in {len(self.events)} received")
 
 
 def row(db, job_id) -> dict:
@@ -181,4 +119,52 @@ def test_the_stream_survives_a_postgresql_restart(private_services, private_proc
             time.sleep(0.1)
     reader.wait_for(lambda e: e[3].get("job_name") == "after restart", timeout=15)
     assert not reader.ended.is_set()
+    reader.close()
+
+
+def test_a_filtered_streams_replay_delivers_the_job_that_left_the_filter(web, make_job, db, clean_db):
+    leaving, staying, other = (make_job(job_name=name, status="running") for name in ("leaving", "staying", "other"))
+    first = StreamReader(f"{web.url}/api/v1/training-jobs/stream?status=running")
+    first.wait_for(lambda e: e[3]["id"] == other["id"])
+    first.close()
+    with db.cursor() as cur:  # while the client is away, a job succeeds
+        cur.execute("UPDATE training_jobs SET status = 'succeeded' WHERE id = %s RETURNING version", (leaving["id"],))
+        left = cur.fetchone()["version"]
+    again = StreamReader(f"{web.url}/api/v1/training-jobs/stream?status=running", last_event_id=first.ids()[-1])
+    arrived = again.wait_for(lambda e: e[3]["id"] == leaving["id"])
+    assert arrived[2] == left and arrived[3]["status"] == "succeeded"
+    with db.cursor() as cur:  # and after the reconnect, live: a job the new stream never sent leaves the filter
+        cur.execute("UPDATE training_jobs SET status = 'failed' WHERE id = %s", (staying["id"],))
+    assert again.wait_for(lambda e: e[3]["id"] == staying["id"])[3]["status"] == "failed"
+    again.close()
+
+
+def test_a_jobs_own_stream_whose_client_has_its_final_row_ends_at_once(web, make_job):
+    job = make_job(status="succeeded")
+    reader = StreamReader(f"{web.url}/api/v1/training-jobs/{job['id']}/stream", last_event_id=job["version"])
+    assert reader.ended.wait(5) and reader.events == []
+
+
+def test_a_jobs_own_stream_resumed_at_its_newest_row_sends_only_what_follows(web, make_job, db):
+    job = make_job(status="running")
+    reader = StreamReader(f"{web.url}/api/v1/training-jobs/{job['id']}/stream", last_event_id=job["version"])
+    time.sleep(0.5)
+    assert reader.events == [] and not reader.ended.is_set()
+    with db.cursor() as cur:
+        cur.execute("UPDATE training_jobs SET status = 'succeeded' WHERE id = %s", (job["id"],))
+    assert reader.ended.wait(5), "the stream did not end after the job's terminal state"
+    assert [e[3]["status"] for e in reader.events] == ["succeeded"]
+
+
+def test_the_last_of_a_quick_run_of_changes_arrives_at_once(web, make_job, db, clean_db):
+    job = make_job()
+    reader = StreamReader(f"{web.url}/api/v1/training-jobs/stream")
+    reader.wait_for(lambda e: e[3]["id"] == job["id"])
+    with db.cursor() as cur:  # commits back to back: their NOTIFYs arrive while the listener reads
+        for episode in range(1, 301):
+            cur.execute("UPDATE training_jobs SET current_episode = %s WHERE id = %s", (episode, job["id"]))
+            cur.connection.commit()
+    committed = time.monotonic()
+    arrived = reader.wait_for(lambda e: e[3].get("current_episode") == 300, timeout=10)
+    assert arrived[0] - committed < 1.0
     reader.close()

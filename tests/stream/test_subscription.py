@@ -1,13 +1,15 @@
-"""Subscriptions: filters, coalescing, version order."""
+"""Subscriptions: filters, coalescing, version order, the backlog bound, direct writes."""
 
+import socket
 import threading
 import time
 
-from trad.api.events import JobEvent, Subscription, deletion_event
+from trad.api.events import BACKLOG_JOBS, JobEvent, Subscription, deletion_event, http_chunk, sse_message
 
 
-def event(version: int, job_id: int, status: str = "running", batch_id=None) -> JobEvent:
-    return JobEvent(version, job_id, "job", f'{{"id": {job_id}, "version": {version}}}', status, batch_id)
+def event(version: int, job_id: int, status: str = "running", batch_id=None, before=None) -> JobEvent:
+    return JobEvent(version, job_id, "job", sse_message(version, "job", f'{{"id": {job_id}, "version": {version}}}'),
+                    status, batch_id, before)
 
 
 def test_a_slow_client_gets_the_newest_row_per_job_in_version_order():
@@ -30,20 +32,39 @@ def test_job_filter_and_deletions():
     assert [(e.kind, e.job_id) for e in taken] == [("deleted", 7)]  # coalesced: the deletion is newest
 
 
-def test_status_filter_still_tells_about_jobs_that_leave_it():
+def test_status_filter_tells_about_jobs_that_leave_it():
     sub = Subscription(status="running")
-    sub.offer([event(1, 1, "running"), event(2, 2, "queued")])
-    first = sub.take(timeout=0)
-    for e in first:
-        sub.mark_sent(e)
-    assert [e.job_id for e in first] == [1]
-    sub.offer([event(3, 1, "succeeded"), event(4, 2, "succeeded"), deletion_event(9, 5)])
-    assert [(e.job_id, e.status) for e in sub.take(timeout=0)] == [(1, "succeeded")]
+    sub.offer([event(1, 1, "running", before=(None, None)), event(2, 2, "queued", before=(None, None))])
+    assert [e.job_id for e in sub.take(timeout=0)] == [1]
+    sub.offer([event(3, 1, "succeeded", before=("running", None)),  # leaves the filter: sent
+               event(4, 2, "stopped", before=("queued", None)),  # never was in it: not sent
+               deletion_event(9, 5, before=("succeeded", None)),
+               deletion_event(8, 6, before=("running", None))])  # deleted while in the filter: sent
+    assert [(e.kind, e.job_id, e.status) for e in sub.take(timeout=0)] == [("job", 1, "succeeded"), ("deleted", 8, None)]
+
+
+def test_a_change_whose_state_before_is_unknown_reaches_every_filtered_stream():
+    running, batch = Subscription(status="running"), Subscription(batch_id=3)
+    for sub in (running, batch):
+        sub.offer([event(7, 1, "succeeded", batch_id=3, before=None), deletion_event(2, 8, before=None)])
+    assert [e.version for e in running.take(timeout=0)] == [7, 8]
+    assert [e.version for e in batch.take(timeout=0)] == [7, 8]
+
+
+def test_a_client_too_far_behind_gets_one_reset_then_what_follows():
+    sub = Subscription()
+    sub.offer([event(v, v) for v in range(1, BACKLOG_JOBS + 3)])  # BACKLOG_JOBS + 2 jobs, nothing taken
+    sub.offer([event(BACKLOG_JOBS + 5, 1)])
+    taken = sub.take(timeout=0)
+    assert [(e.kind, e.version) for e in taken] == [("reset", BACKLOG_JOBS + 1), ("job", BACKLOG_JOBS + 2),
+                                                    ("job", BACKLOG_JOBS + 5)]
+    assert b'"reason": "backlog"' in taken[0].message
 
 
 def test_batch_filter():
     sub = Subscription(batch_id=3)
-    sub.offer([event(1, 1, batch_id=3), event(2, 2, batch_id=4), event(3, 3)])
+    sub.offer([event(1, 1, batch_id=3, before=(None, None)), event(2, 2, batch_id=4, before=(None, None)),
+               event(3, 3, before=("running", None))])
     assert [e.job_id for e in sub.take(timeout=0)] == [1]
 
 
@@ -56,16 +77,14 @@ def test_take_wakes_as_soon_as_an_event_is_offered():
 
 
 def test_sse_format():
-    assert event(12, 3).to_sse() == 'id: 12\nevent: job\ndata: {"id": 3, "version": 12}\n\n'
-    assert deletion_event(3, 13).to_sse() == 'id: 13\nevent: deleted\ndata: {"id": 3}\n\n'
+    assert event(12, 3).message == b'id: 12\nevent: job\ndata: {"id": 3, "version": 12}\n\n'
+    assert deletion_event(3, 13).message == b'id: 13\nevent: deleted\ndata: {"id": 3}\n\n'
 
 
 class Parked:
     """A subscription waiting in `take` (in a thread) with a non-blocking socket for direct writes."""
 
     def __init__(self, sub: Subscription, timeout: float = 5.0) -> None:
-        import socket
-
         self.sub = sub
         self.server_end, self.client_end = socket.socketpair()
         self.server_end.setblocking(False)
@@ -90,14 +109,12 @@ def test_a_parked_client_gets_the_event_written_directly_as_one_http_chunk():
     sub = Subscription()
     parked = Parked(sub)
     sub.offer([event(7, 1)])
-    message = event(7, 1).encoded
     received = parked.client_end.recv(4096)
-    assert received == b"%X\r\n" % len(message) + message + b"\r\n"
+    assert received == http_chunk(event(7, 1).message)
     assert not parked.returned(within=0.2), "no wake-up for a direct write"
     assert sub.sent_version == 7
     sub.offer([event(8, 2), event(9, 1)])  # two events: one chunk, in version order
-    both = event(8, 2).encoded + event(9, 1).encoded
-    assert parked.client_end.recv(4096) == b"%X\r\n" % len(both) + both + b"\r\n"
+    assert parked.client_end.recv(4096) == http_chunk(event(8, 2).message + event(9, 1).message)
     sub.nudge()
     assert parked.returned(within=1) and parked.taken == []
     parked.close()
@@ -117,13 +134,31 @@ def test_a_full_socket_wakes_the_stream_to_send_the_usual_way():
     parked.close()
 
 
-def test_a_partly_written_event_leaves_its_rest_to_the_stream():
+def test_a_partly_written_batch_leaves_its_rest_to_the_stream():
     sub = Subscription()
     parked = Parked(sub)
-    big = JobEvent(4, 1, "job", '"' + "x" * 4_000_000 + '"', "running")
-    sub.offer([big])
+    parked.server_end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    try:
+        while True:
+            parked.server_end.send(b"x" * 1024)
+    except BlockingIOError:
+        pass
+    parked.client_end.recv(8192)  # room for part of the next chunk only
+    batch = [event(v, v) for v in range(1, 200)]
+    sub.offer(batch)
     assert parked.returned(within=1) and parked.taken == []
-    assert sub.sent_version == 4 and 0 < len(sub.unwritten) < len(big.chunk)
+    frame = http_chunk(b"".join(e.message for e in batch))
+    assert sub.sent_version == 199 and 0 < len(sub.unwritten) < len(frame)
+    assert frame.endswith(sub.unwritten)
+    parked.close()
+
+
+def test_a_batch_too_big_to_write_directly_wakes_the_stream():
+    sub = Subscription()
+    parked = Parked(sub)
+    big = JobEvent(4, 1, "job", sse_message(4, "job", '"' + "x" * 100_000 + '"'), "running")
+    sub.offer([big])
+    assert parked.returned(within=1) and parked.taken == [big] and sub.unwritten == b""
     parked.close()
 
 

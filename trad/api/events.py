@@ -1,72 +1,105 @@
-"""Job change events for the SSE streams: one listener per web process, fanned out to clients.
+"""Job change events and the subscriptions of the SSE streams.
 
-Every change of a `training_jobs` row takes the next `version` in commit order (migration
-004), and a deletion leaves a tombstone with its own version. So the changes form a log
-ordered by version, and "everything after version V" is a complete answer. The listener
-holds one LISTEN connection; each NOTIFY (or, as a safety net, a quiet few seconds) wakes
-it to read the log after the last version it saw — one query, whatever the number of
-clients — and hand the events to every subscription. After losing PostgreSQL it
-reconnects by itself and reads what changed meanwhile.
+An event is one change of the job log (migration 004: every change of a job row takes the next
+version in commit order, a deletion leaves a tombstone with its own version), serialised and
+encoded once however many streams it goes to: `message` is the SSE text as bytes.
 
-A subscription keeps at most one pending event per job (the newest): a slow client gets
-the latest state of each job, never an unbounded queue.
+A subscription is one stream's view: its filter, how far it has been sent, and at most one
+pending event per job (the newest). A client more than BACKLOG_JOBS jobs behind gets one
+`reset` event instead of the backlog, as a reconnect from too far back does (see stream.py).
 """
 
 from __future__ import annotations
 
-import itertools
 import json
-import logging
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any, Iterable
 
-import psycopg2
-
-from trad.db import close_quietly, connect, readable
-from trad.store import json_safe
 from trad.store.jobs import TERMINAL_STATUSES
 
-log = logging.getLogger(__name__)
+BACKLOG_JOBS = 1000  # jobs a stream may fall behind before it is sent a reset instead
+DIRECT_WRITE_BYTES = 64 * 1024  # larger batches are sent by the stream itself, in pieces
+DIRECT_WRITE_EVENTS = 512  # os.writev takes at most IOV_MAX (1024) buffers
+RESET_KEY = -1  # the pending slot of a reset (job ids start at 1)
+NON_FINITE = ('"NaN"', '"Infinity"', '"-Infinity"')  # how PostgreSQL's row_to_json writes such floats
 
-CHANNEL = "training_jobs"
-SAFETY_POLL_SECONDS = 5.0
-RECONNECT_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
-SNAPSHOT_LIMIT = 1000
-NUDGE_SECONDS = 5.0
-NUDGE_SLICES = 10
+State = tuple[str | None, int | None]  # (status, batch id) of a job; (None, None) when it did not exist
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class JobEvent:
-    """One change: the row as JSON (kind "job") or a deletion (kind "deleted")."""
+    """One change: a job row (kind "job"), a deletion ("deleted"), or a reset of the stream.
+
+    `before` is the job's (status, batch id) before this change when the process knew it, so a
+    filtered stream can tell the change that takes a job out of its filter; None: unknown.
+    """
 
     version: int
     job_id: int
     kind: str
-    data: str
+    message: bytes
     status: str | None = None
     batch_id: int | None = None
+    before: State | None = None
 
     @property
     def terminal(self) -> bool:
         return self.kind == "deleted" or self.status in TERMINAL_STATUSES
 
-    def to_sse(self) -> str:
-        return f"id: {self.version}\nevent: {self.kind}\ndata: {self.data}\n\n"
 
-    @cached_property
-    def encoded(self) -> bytes:
-        """The SSE message as bytes, encoded once however many clients it goes to."""
-        return self.to_sse().encode()
+def sse_message(version: int, kind: str, data: str) -> bytes:
+    return f"id: {version}\nevent: {kind}\ndata: {data}\n\n".encode()
 
-    @cached_property
-    def chunk(self) -> bytes:
-        """The message as one HTTP/1.1 chunk, framed once for every directly written client."""
-        return http_chunk(self.encoded)
+
+class RowText:
+    """Turns PostgreSQL's row_to_json text of a job row into the API's JSON: non-finite floats
+    null, and the timestamps' microseconds in six digits (PostgreSQL drops trailing zeros:
+    `…:51.57943+00:00` where the API writes `…:51.579430+00:00`). Only top-level values are
+    touched: row_to_json writes `"column":value`, nested JSONB text always `"key": value`."""
+
+    def __init__(self, float_columns: Iterable[str] = (), time_columns: Iterable[str] = ()) -> None:
+        self.float_columns = frozenset(float_columns)
+        names = "|".join(sorted(map(re.escape, time_columns))) or "(?!)"
+        self._short_fraction = re.compile(rf'("(?:{names})":"[^"]*?\.)(\d{{1,5}})(?=[+-]\d)')
+
+    def __call__(self, text: str) -> str:
+        text = self._short_fraction.sub(lambda m: m.group(1) + m.group(2).ljust(6, "0"), text)
+        if any(marker in text for marker in NON_FINITE):
+            row = json.loads(text)
+            for column in self.float_columns:
+                if isinstance(row.get(column), str):
+                    row[column] = None
+            text = json.dumps(row)
+        return text
+
+
+def job_event(row: dict[str, Any], before: State | None = None, text: RowText = RowText()) -> JobEvent:
+    """The event of a row as the log reads it (`trad.store.job_log`): its JSON as PostgreSQL wrote
+    it, in the API's words (`text`)."""
+    version = int(row["version"])
+    return JobEvent(version, int(row["id"]), "job", sse_message(version, "job", text(row["json"])), row["status"],
+                    row["batch_id"], before)
+
+
+def deletion_event(job_id: int, version: int, before: State | None = None) -> JobEvent:
+    return JobEvent(int(version), int(job_id), "deleted",
+                    sse_message(int(version), "deleted", json.dumps({"id": int(job_id)})), before=before)
+
+
+def reset_event(version: int, reason: str) -> JobEvent:
+    """Tells the client to reload by REST and resume from `version` (see stream.py)."""
+    return JobEvent(version, RESET_KEY, "reset",
+                    sse_message(version, "reset", json.dumps({"version": version, "reason": reason})))
+
+
+def log_events(entries: Iterable[dict[str, Any]], text: RowText = RowText()) -> list[JobEvent]:
+    """Log entries (`trad.store.job_log`, in version order) as events (`before` unknown)."""
+    return [job_event(e, None, text) if e["json"] is not None else deletion_event(e["id"], e["version"])
+            for e in entries]
 
 
 def http_chunk(data: bytes) -> bytes:
@@ -74,88 +107,79 @@ def http_chunk(data: bytes) -> bytes:
     return b"%X\r\n%s\r\n" % (len(data), data)
 
 
-def job_event(row: dict[str, Any]) -> JobEvent:
-    """The event of a job row (serialised once, shared by every client)."""
-    return JobEvent(int(row["version"]), int(row["id"]), "job", json.dumps(json_safe(row)),
-                    row.get("status"), row.get("batch_id"))
-
-
-def deletion_event(job_id: int, version: int) -> JobEvent:
-    return JobEvent(int(version), int(job_id), "deleted", json.dumps({"id": int(job_id)}))
-
-
-def read_changes(conn: Any, after_version: int, job_id: int | None = None,
-                 status: str | None = None, batch_id: int | None = None,
-                 limit: int | None = None) -> list[JobEvent]:
-    """Job rows and deletions with a version above `after_version`, in version order."""
-    conditions, params = ["version > %s"], [after_version]
-    for column, value in (("id", job_id), ("status", status), ("batch_id", batch_id)):
-        if value is not None:
-            conditions.append(f"{column} = %s")
-            params.append(value)
-    query = f"SELECT * FROM training_jobs WHERE {' AND '.join(conditions)} ORDER BY version"
-    if limit is not None:
-        query = f"SELECT * FROM ({query} DESC LIMIT %s) newest ORDER BY version"
-        params.append(limit)
-    with conn.cursor() as cur:
-        cur.execute(query, params)
-        events = [job_event(dict(row)) for row in cur.fetchall()]
-        if limit is None:  # a replay: deletions matter too
-            cur.execute("SELECT job_id, version FROM training_job_deletions WHERE version > %s"
-                        + (" AND job_id = %s" if job_id is not None else "") + " ORDER BY version",
-                        [after_version] + ([job_id] if job_id is not None else []))
-            events += [deletion_event(r["job_id"], r["version"]) for r in cur.fetchall()]
-    return sorted(events, key=lambda e: e.version)
-
-
 class Subscription:
-    """One client's view: filters, what it has been sent, and the newest pending event per job.
+    """One client's view: filters, how far it has been sent, and the newest pending event per job.
 
     Direct delivery: while its stream waits in `take(direct_fd=…)` with nothing pending, the
-    listener writes new events straight to the client's socket as ready-framed HTTP chunks
-    (one non-blocking write, no wake-up of the stream, no pass through the WSGI layers), so
-    fanning a change out to thousands of idle streams costs one system call each. When the
-    socket cannot take the whole chunk, the stream is woken to write the rest (`unwritten`)
-    before anything else; when the socket has failed, `broken` is set and the stream ends.
+    listener writes new events straight to the client's socket as one HTTP chunk (one
+    non-blocking `writev` of the shared messages, no copy, no wake-up of the stream, no pass
+    through the WSGI layers), so fanning a change out to thousands of idle streams costs one
+    system call each. A batch over DIRECT_WRITE_BYTES, or a socket that cannot take the whole
+    chunk, wakes the stream to write (the rest, `unwritten`, first); when the socket has
+    failed, `broken` is set and the stream ends.
     """
+
+    __slots__ = ("job_id", "status", "batch_id", "after_version", "sent_version", "unwritten", "broken",
+                 "written_at", "nudge_slot", "_pending", "_lock", "_wake", "_direct_fd")
 
     def __init__(self, job_id: int | None = None, status: str | None = None,
                  batch_id: int | None = None, after_version: int = 0) -> None:
         self.job_id, self.status, self.batch_id = job_id, status, batch_id
-        self.sent_version = after_version
+        self.after_version = after_version  # the client's Last-Event-ID (0: a fresh stream)
+        self.sent_version = after_version  # nothing at or below it is offered any more
         self.unwritten = b""
         self.broken = False
         self.written_at = 0.0
-        self._known_jobs: set[int] = set()
+        self.nudge_slot = 0
         self._pending: dict[int, JobEvent] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._direct_fd: int | None = None
-        self.nudge_slot = 0
 
-    def matches(self, event: JobEvent) -> bool:
-        """Whether the client wants the event (a job it was shown that leaves the filter: yes)."""
+    @property
+    def filtered(self) -> bool:
+        """Whether the stream shows only some jobs by status or batch."""
+        return self.status is not None or self.batch_id is not None
+
+    def _in_filter(self, status: str | None, batch_id: int | None) -> bool:
+        return (self.status is None or status == self.status) and (self.batch_id is None or batch_id == self.batch_id)
+
+    def shows(self, event: JobEvent) -> bool:
+        """Whether the job, as this event leaves it, belongs in the stream's snapshot."""
         if self.job_id is not None:
             return event.job_id == self.job_id
-        if event.job_id in self._known_jobs:
+        return event.kind == "job" and self._in_filter(event.status, event.batch_id)
+
+    def wants_replayed(self, event: JobEvent) -> bool:
+        """Whether a replay includes the event: a filtered stream gets every change (it cannot be
+        told which jobs the client was shown before), a job's stream only that job's."""
+        return self.job_id is None or event.job_id == self.job_id
+
+    def matches(self, event: JobEvent) -> bool:
+        """Whether the client wants a live event: it is in the filter, or takes a job out of it
+        (its state before was in the filter, or is unknown)."""
+        if self.job_id is not None:
+            return event.job_id == self.job_id
+        if not self.filtered or (event.kind == "job" and self._in_filter(event.status, event.batch_id)):
             return True
-        if event.kind == "deleted":
-            return False
-        return ((self.status is None or event.status == self.status)
-                and (self.batch_id is None or event.batch_id == self.batch_id))
+        return event.before is None or self._in_filter(*event.before)
 
     def offer(self, events: Iterable[JobEvent]) -> None:
-        """Called by the listener: keep the newest matching event per job; write it to the parked
-        client directly, or wake the client."""
+        """Called by the listener: keep the newest matching event per job; write them to the parked
+        client directly, or wake the client. Past BACKLOG_JOBS jobs, a reset replaces the backlog."""
         woken = False
         with self._lock:
+            pending = self._pending
             for event in events:
                 if event.version <= self.sent_version or not self.matches(event):
                     continue
-                current = self._pending.get(event.job_id)
+                current = pending.get(event.job_id)
                 if current is None or current.version < event.version:
-                    self._pending[event.job_id] = event
+                    pending[event.job_id] = event
                     woken = True
+                    if len(pending) > BACKLOG_JOBS:
+                        pending.clear()
+                        pending[RESET_KEY] = reset_event(event.version, "backlog")
             if woken and self._direct_fd is not None:
                 woken = not self._write_directly(self._direct_fd)
         if woken:
@@ -164,9 +188,12 @@ class Subscription:
     def _write_directly(self, fd: int) -> bool:
         """Write the pending events to the parked client's socket; True when no wake-up is needed."""
         events = sorted(self._pending.values(), key=lambda e: e.version)
-        frame = events[0].chunk if len(events) == 1 else http_chunk(b"".join(e.encoded for e in events))
+        size = sum(len(e.message) for e in events)
+        if size > DIRECT_WRITE_BYTES or len(events) > DIRECT_WRITE_EVENTS:
+            return False
+        parts = [b"%X\r\n" % size, *(e.message for e in events), b"\r\n"]
         try:
-            written = os.write(fd, frame)
+            written = os.writev(fd, parts)
         except BlockingIOError:
             return False  # nothing written: the stream sends them the usual way
         except OSError:
@@ -176,8 +203,8 @@ class Subscription:
             self.mark_sent(event)
         self._pending.clear()
         self.written_at = time.monotonic()
-        if written < len(frame):
-            self.unwritten, self._direct_fd = frame[written:], None
+        if written < size + len(parts[0]) + 2:
+            self.unwritten, self._direct_fd = b"".join(parts)[written:], None
             return False
         return True
 
@@ -201,118 +228,8 @@ class Subscription:
             self._wake.clear()
             events = sorted((e for e in self._pending.values() if e.version > self.sent_version),
                             key=lambda e: e.version)
-            self._pending.clear()
+            self._pending = {}
         return events
 
     def mark_sent(self, event: JobEvent) -> None:
         self.sent_version = max(self.sent_version, event.version)
-        if event.kind == "job":
-            self._known_jobs.add(event.job_id)
-        else:
-            self._known_jobs.discard(event.job_id)
-
-
-class Broadcaster:
-    """The per-process listener thread and the set of subscriptions it feeds.
-
-    A second thread nudges every subscription once per NUDGE_SECONDS, a slice at a time,
-    so idle streams check their client and send keepalives without each arming a timer
-    per wait, and never all at the same moment.
-    """
-
-    def __init__(self, database_url: str) -> None:
-        self.database_url = database_url
-        self.last_version = 0
-        self.connected = threading.Event()
-        self._subscriptions: set[Subscription] = set()
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._nudger: threading.Thread | None = None
-        self._slots = itertools.count()
-        self._stopping = threading.Event()
-
-    @property
-    def subscribers(self) -> int:
-        return len(self._subscriptions)
-
-    def subscribe(self, subscription: Subscription) -> None:
-        self.start()
-        with self._lock:
-            subscription.nudge_slot = next(self._slots) % NUDGE_SLICES
-            self._subscriptions.add(subscription)
-
-    def unsubscribe(self, subscription: Subscription) -> None:
-        with self._lock:
-            self._subscriptions.discard(subscription)
-
-    def start(self) -> None:
-        """Start the listener and nudger threads once (lazily, at the first subscriber)."""
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._stopping.clear()
-                self._thread = threading.Thread(target=self._run, name="trad-job-listener", daemon=True)
-                self._thread.start()
-            if self._nudger is None or not self._nudger.is_alive():
-                self._nudger = threading.Thread(target=self._nudge, name="trad-stream-nudger", daemon=True)
-                self._nudger.start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-
-    def _run(self) -> None:
-        failures = 0
-        while not self._stopping.is_set():
-            try:
-                conn = connect(self.database_url, autocommit=True, application_name="trad-sse-listener")
-            except psycopg2.Error as exc:
-                failures = self._pause(failures, exc)
-                continue
-            try:
-                failures = 0
-                self._listen(conn)
-            except (psycopg2.Error, OSError, ValueError) as exc:
-                failures = self._pause(failures, exc)
-            finally:
-                self.connected.clear()
-                close_quietly(conn)
-
-    def _nudge(self) -> None:
-        turn = 0
-        while not self._stopping.wait(NUDGE_SECONDS / NUDGE_SLICES):
-            with self._lock:
-                subscriptions = [s for s in self._subscriptions if s.nudge_slot == turn]
-            for subscription in subscriptions:
-                subscription.nudge()
-            turn = (turn + 1) % NUDGE_SLICES
-
-    def _pause(self, failures: int, exc: Exception) -> int:
-        delay = RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)]
-        log.warning("job listener lost PostgreSQL (%s); reconnecting in %.1f s",
-                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, delay)
-        self._stopping.wait(delay)
-        return failures + 1
-
-    def _listen(self, conn: Any) -> None:
-        with conn.cursor() as cur:
-            cur.execute(f"LISTEN {CHANNEL}")
-            if self.last_version == 0:
-                cur.execute("SELECT GREATEST(COALESCE((SELECT max(version) FROM training_jobs), 0), "
-                            "COALESCE((SELECT max(version) FROM training_job_deletions), 0)) AS v")
-                self.last_version = int(cur.fetchone()["v"])
-        self.connected.set()
-        self._catch_up(conn)  # whatever changed while we were not listening
-        while not self._stopping.is_set():
-            if readable(conn, SAFETY_POLL_SECONDS):
-                conn.poll()
-                conn.notifies.clear()
-            self._catch_up(conn)
-
-    def _catch_up(self, conn: Any) -> None:
-        events = read_changes(conn, self.last_version)
-        if not events:
-            return
-        self.last_version = events[-1].version
-        with self._lock:
-            subscriptions = list(self._subscriptions)
-        for subscription in subscriptions:
-            subscription.offer(events)

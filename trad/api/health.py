@@ -35,10 +35,19 @@ def ping_database(svc: Services) -> None:
         cur.execute("SELECT 1")
 
 
+def worker_state(worker: Worker) -> str:
+    """RQ's state of a worker, "starting" before it has recorded one."""
+    state = worker.get_state()
+    return "starting" if state in (None, "?") else str(state)
+
+
 def queue_state(svc: Services) -> tuple[list[dict[str, Any]], int | None]:
-    """The workers listening on the training queue and its length."""
+    """The workers listening on the training queue and its length.
+
+    A worker registers before it records its first state; RQ reports that moment as "?", shown
+    here as "starting"."""
     queue = training_queue(svc.redis, svc.settings)
-    workers = [{"name": w.name, "state": w.get_state(), "current_job": w.get_current_job_id(),
+    workers = [{"name": w.name, "state": worker_state(w), "current_job": w.get_current_job_id(),
                 "last_heartbeat": w.last_heartbeat} for w in Worker.all(queue=queue)]
     return workers, queue.count
 
