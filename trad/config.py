@@ -44,6 +44,7 @@ class Settings:
     port: int = 8000
     host: str = "127.0.0.1"
     job_timeout: int = 24 * 3600
+    ws_ping_interval: float = 15.0
     web_url: str | None = None
     database_url_set: bool = False
     redis_url_set: bool = False
@@ -73,6 +74,7 @@ class Settings:
             port=_number(env, "PORT", 8000, int, minimum=1),
             host=env.get("TRAD_HOST") or "127.0.0.1",
             job_timeout=_number(env, "TRAD_JOB_TIMEOUT", 24 * 3600, int, minimum=1),
+            ws_ping_interval=_number(env, "TRAD_WS_PING_INTERVAL", 15.0, float, minimum=0.1),
             web_url=env.get("TRAD_URL") or None,
             database_url_set=bool(database_url),
             redis_url_set=bool(env.get("TRAD_REDIS_URL")),

@@ -19,8 +19,7 @@ def test_health_names_database_redis_workers_and_queue(client, settings, start_w
     worker = start_worker()
     (seen,) = wait_for(lambda: [w for w in client.get("/api/v1/health").get_json()["workers"]
                                 if w["name"] == worker.name], 60)
-    assert set(seen) == {"name", "state", "current_job", "last_heartbeat"}
-    assert seen["state"] in ("starting", "idle", "started", "busy")
+    assert set(seen) == {"name", "state", "current_job", "last_heartbeat"} and seen["state"] in ("idle", "started", "busy")
 
 
 def test_without_redis_create_is_503_and_leaves_no_row(make_app, db, clean_db, candles_of):
@@ -102,6 +101,7 @@ def test_openapi_documents_every_endpoint(client):
         "/api/v1/training-jobs/{job_id}/metrics": {"get"}, "/api/v1/training/train-all": {"post"},
         "/api/v1/training/progress": {"get"}, "/api/v1/training/cancel": {"post"},
         "/api/v1/training/symbols": {"get"}, "/api/v1/training/status": {"get"}, "/api/v1/health": {"get"},
+        "/api/v1/training-jobs/ws": {"get"}, "/api/v1/training-jobs/{job_id}/ws": {"get"},
         "/api/v1/strategies": {"get"},
     }
     for path, methods in expected.items():
@@ -126,6 +126,24 @@ def test_openapi_documents_both_event_streams(app, client):
     served = {rule.rule: rule.endpoint for rule in app.url_map.iter_rules() if rule.rule.endswith("/stream")}
     assert served == {"/api/v1/training-jobs/stream": "stream.stream_all_jobs",
                       "/api/v1/training-jobs/<int:job_id>/stream": "stream.stream_one_job"}
+
+
+def test_openapi_documents_the_websocket_feed_and_its_messages(app, client):
+    spec = client.get("/openapi.json").get_json()
+    every, one = spec["paths"]["/api/v1/training-jobs/ws"]["get"], spec["paths"]["/api/v1/training-jobs/{job_id}/ws"]["get"]
+    for operation in (every, one):
+        assert {"101", "401", "403", "422", "426"} <= set(operation["responses"])
+        assert operation["responses"]["101"]["content"]["application/json"]["schema"]["$ref"].endswith("/FeedMessage")
+        client_messages = {d["properties"]["type"]["const"]
+                           for d in operation["x-client-messages"]["$defs"].values()}
+        assert client_messages == {"ping", "resume"} and "pong" in operation["description"]
+    assert {(p["in"], p["name"]) for p in every["parameters"] if p["in"] != "header"} == {("query", "status"),
+                                                                                           ("query", "batch_id")}
+    kinds = [spec["components"]["schemas"][ref["$ref"].rsplit("/", 1)[1]]["properties"]["type"]["const"]
+             for ref in spec["components"]["schemas"]["FeedMessage"]["anyOf"]]
+    assert kinds == ["connected", "job", "deleted", "reset", "pong", "error"]
+    served = {rule.rule for rule in app.url_map.iter_rules() if rule.rule.endswith("/ws")}
+    assert served == {"/api/v1/training-jobs/ws", "/api/v1/training-jobs/<int:job_id>/ws"}
 
 
 def test_swagger_ui_is_served_offline(client):

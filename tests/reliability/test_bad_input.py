@@ -82,17 +82,25 @@ def test_schemathesis_requests_from_the_spec_get_no_5xx_and_errors_in_shape(fuzz
     session = requests.Session()
     statuses: Counter = Counter()
     problems: list[str] = []
+    held_open: list[str] = []
     for result in schema.get_all_operations():
         operation = result.ok()
         ok = spec["paths"][operation.path][operation.method.lower()]["responses"].get("200", {})
-        streams = "text/event-stream" in ok.get("content", {})
+        responses = spec["paths"][operation.path][operation.method.lower()]["responses"]
+        streams = "text/event-stream" in ok.get("content", {}) or "101" in responses  # SSE, or a WebSocket
         examples, timeout = (STREAM_EXAMPLES, STREAM_TIMEOUT) if streams else (EXAMPLES_PER_OPERATION, 15)
         for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE):
 
             @hsettings(max_examples=examples, **HYPOTHESIS)
             @given(operation.as_strategy(mode))
             def send(case):
-                response = case.call(base_url=fuzzed_server.url, session=session, timeout=timeout)
+                try:
+                    response = case.call(base_url=fuzzed_server.url, session=session, timeout=timeout)
+                except requests.exceptions.ReadTimeout:
+                    if not streams:
+                        raise
+                    held_open.append(case.formatted_path)  # a stream not answered yet: neither a 5xx nor an error
+                    return
                 statuses[response.status_code] += 1
                 trace = (response.headers.get("x-trace-id") or [None])[0]
                 problem = error_shape_problem(response.status_code, trace, response.text)

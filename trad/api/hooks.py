@@ -25,6 +25,7 @@ MAX_JSON_DEPTH = 32  # a job request nests 4 deep; json.loads itself recurses (R
 TOO_DEEP = object()
 STATE_CHANGING_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 STATE_CHANGING_GETS = frozenset({"rq_dashboard.requeue_all"})  # requeues every failed run of a queue
+WEBSOCKETS = frozenset({"feed.feed_all_jobs", "feed.feed_one_job"})  # no CORS guards them: see below
 SAME_ORIGIN_SITES = ("same-origin", "none")  # Sec-Fetch-Site of the page's own requests, or typed by the user
 RQ_REGISTRIES = ("queued", "started", "finished", "failed", "deferred", "scheduled", "canceled")
 RQ_ORDERS = ("asc", "dsc")
@@ -92,8 +93,13 @@ def check_same_origin() -> None:
     send one without CORS permission, and trad grants none. A request naming neither (curl, a
     script) comes from no page and passes, except the GET that requeues rq-dashboard's failed
     runs: a GET carries no Origin, so only Sec-Fetch-Site can clear it.
+
+    A WebSocket handshake is a GET, but a browser opens one from any page, with the cookie, and
+    lets that page read it (WebSockets know no CORS): it is checked like a state change, and
+    passes when it names no origin (a client that is no browser).
     """
-    changes_state = request.method in STATE_CHANGING_METHODS or request.endpoint in STATE_CHANGING_GETS
+    websocket = request.endpoint in WEBSOCKETS
+    changes_state = request.method in STATE_CHANGING_METHODS or request.endpoint in STATE_CHANGING_GETS or websocket
     if not changes_state or "Authorization" in request.headers:
         return
     site, origin = request.headers.get("Sec-Fetch-Site"), request.headers.get("Origin")
@@ -102,7 +108,7 @@ def check_same_origin() -> None:
     elif origin is not None:
         allowed = _origin_host(origin) == request.host.lower()
     else:
-        allowed = request.method != "GET"
+        allowed = request.method != "GET" or websocket
     if not allowed:
         raise RequestError(403, "FORBIDDEN", "a state change from another origin is refused: send it from "
                                              "this server's own pages or with an Authorization header")
