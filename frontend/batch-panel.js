@@ -30,7 +30,7 @@ export class BatchPanel {
         f("template.optimizer", "Optimizer", { select: catalog.optimizers.map((o) => [o, o]), value: "random" })),
       h("div", { class: "row" },
         f("template.timeframe", "Timeframe", { select: [["", "most common"], ...catalog.timeframes.map((t) => [t, t])] }),
-        f("template.n_iterations", "Iterations", { type: "number", inputmode: "numeric", value: 50 })),
+        f("template.n_iterations", "Episodes", { type: "number", inputmode: "numeric", value: 50 })),
       h("fieldset", { class: "symbols" }, h("legend", {}, "Symbols (none ticked: all)"), this.symbolBox),
       f("force", "Also train symbols already trained on their newest candle", { type: "checkbox" }),
       h("div", { class: "form-actions" }, this.submit));

@@ -32,6 +32,7 @@ export class JobCard {
     this.row = row;
     this.el.dataset.status = row.status;
     setText(this.link, row.job_name);
+    this.link.title = row.job_name; // the title is cut to one line
     if (this.badge.dataset.status !== row.status) {
       const badge = statusBadge(row.status);
       this.badge.replaceWith(badge);

@@ -54,7 +54,7 @@ export class JobDetail {
       this.steps.el,
       h("div", { class: "detail-grid" },
         section("Optimizer", this.stats, h("h4", {}, "Best parameters"), this.params),
-        section("Score per iteration", this.chart.el)),
+        section("Score per episode", this.chart.el)),
       section("Walk-forward validation", this.folds.el),
       section("Log", this.logs.el));
     replaceChildren(container, this.el);
@@ -123,7 +123,7 @@ export class JobDetail {
   renderStats(row) {
     const item = (term, value) => h("div", {}, h("dt", {}, term), h("dd", {}, value || DASH));
     replaceChildren(this.stats,
-      item("Iteration", episodeLine(row).replace("Episode ", "")),
+      item("Episode", episodeLine(row).replace("Episode ", "")),
       item(`Best ${row.objective}`, formatScore(row.best_score)),
       item(`Current ${row.objective}`, formatScore(row.current_score)),
       row.status === "running" ? item("Backtest", candleLine(row))
@@ -198,7 +198,7 @@ export class JobDetail {
 
   resume() {
     const id = this.id;
-    return this.act("Resume this job?", `Job #${id} is queued again; iterations already evaluated are not run again.`,
+    return this.act("Resume this job?", `Job #${id} is queued again; episodes already evaluated are not run again.`,
       "Resume job", () => api(`/api/v1/training-jobs/${id}/resume`, { method: "POST" }));
   }
 

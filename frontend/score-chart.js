@@ -1,4 +1,4 @@
-// Score per iteration with the best-so-far line, drawn as SVG.
+// Score per episode with the best-so-far line, drawn as SVG.
 
 import { h, svg, replaceChildren } from "./dom.js";
 import { formatInteger, formatNumber, formatParams, formatScore } from "./format.js";
@@ -41,7 +41,7 @@ export class ScoreChart {
   constructor() {
     this.plot = h("div", { class: "chart-plot" });
     this.caption = h("figcaption", { class: "chart-legend" },
-      h("span", { class: "legend-score" }, "score of an iteration"),
+      h("span", { class: "legend-score" }, "score of an episode"),
       h("span", { class: "legend-invalid" }, "invalid (too few trades)"),
       h("span", { class: "legend-best" }, "best so far"));
     this.el = h("figure", { class: "chart" }, this.plot, this.caption);
@@ -66,7 +66,7 @@ export class ScoreChart {
     }
     this.caption.hidden = !points.length;
     if (!points.length) {
-      replaceChildren(this.plot, h("p", { class: "chart-empty" }, "No scored iterations yet."));
+      replaceChildren(this.plot, h("p", { class: "chart-empty" }, "No scored episodes yet."));
       return;
     }
     const width = Math.max(280, Math.round(this.plot.clientWidth || 640));
@@ -76,7 +76,7 @@ export class ScoreChart {
     const x = (v) => MARGIN.left + ((v - x0) / (x1 - x0)) * (width - MARGIN.left - MARGIN.right);
     const y = (v) => HEIGHT - MARGIN.bottom - ((v - y0) / (y1 - y0)) * (HEIGHT - MARGIN.top - MARGIN.bottom);
     const top = best.length ? best[best.length - 1] : null;
-    const label = `${formatInteger(points.length)} scored iterations; best ${this.objective} `
+    const label = `${formatInteger(points.length)} scored episodes; best ${this.objective} `
       + `${top ? formatScore(top.best) : "none"}`;
     const chart = svg("svg", { width, height: HEIGHT, viewBox: `0 0 ${width} ${HEIGHT}`, role: "img", "aria-label": label },
       this.axes(x, y, [x0, x1], [y0, y1], width),
@@ -97,7 +97,7 @@ export class ScoreChart {
       xValues.map((v) => svg("text", { class: "tick", x: x(v), y: HEIGHT - MARGIN.bottom + 16, "text-anchor": "middle" },
         formatInteger(v))),
       svg("line", { class: "axis", x1: MARGIN.left, x2: width - MARGIN.right, y1: HEIGHT - MARGIN.bottom, y2: HEIGHT - MARGIN.bottom }),
-      svg("text", { class: "axis-title", x: width - MARGIN.right, y: HEIGHT - 4, "text-anchor": "end" }, "iteration"),
+      svg("text", { class: "axis-title", x: width - MARGIN.right, y: HEIGHT - 4, "text-anchor": "end" }, "episode"),
       svg("text", { class: "axis-title", x: 4, y: 12, "text-anchor": "start" }, this.objective));
   }
 
@@ -111,7 +111,7 @@ export class ScoreChart {
     }
     return svg("g", {}, points.map((p) => svg("circle", {
       class: p.valid ? "dot" : "dot dot-invalid", cx: x(p.iteration).toFixed(1), cy: y(p.score).toFixed(1), r: 3,
-    }, svg("title", {}, `iteration ${formatInteger(p.iteration)}: ${formatScore(p.score)}`
+    }, svg("title", {}, `episode ${formatInteger(p.iteration)}: ${formatScore(p.score)}`
       + (p.valid ? "" : " (invalid)") + `\n${formatParams(s.params?.[p.i])}`))));
   }
 

@@ -4,11 +4,27 @@ import { h, replaceChildren } from "./dom.js";
 import { formatInteger, formatPercent } from "./format.js";
 
 const ALL_STEPS = ["Data Collection", "Optimization", "Validation", "Save Configuration"];
+const VALIDATION = "Validation";
 
-/** The step names of a job: three when its validation is off. */
+function validationOff(row) {
+  return row.total_steps === 3 || row.config?.validation?.enabled === false;
+}
+
+/** The step names of a job, as its row numbers them: three when its validation is off. */
 export function stepNames(row) {
-  const validationOff = row.total_steps === 3 || row.config?.validation?.enabled === false;
-  return validationOff ? ALL_STEPS.filter((name) => name !== "Validation") : ALL_STEPS;
+  return validationOff(row) ? ALL_STEPS.filter((name) => name !== VALIDATION) : ALL_STEPS;
+}
+
+/**
+ * Why validation did not run, or null: the server's reason for skipping it (the windows did
+ * not fit the candles, no candidate) — from the result once the job ended, from the step
+ * details while it runs (the Validation step's own, then Save Configuration's).
+ */
+export function validationSkipped(row) {
+  const details = row.step_details || {};
+  return row.result?.validation?.skipped
+    || (row.current_stage === VALIDATION ? details.skipped : details.validation_skipped)
+    || null;
 }
 
 /** done | current | failed | stopped | pending, for the step numbered `number` (1-based). */
@@ -18,6 +34,18 @@ function stepState(row, number) {
   if (number > row.step_number) return "pending";
   if (row.status === "failed" || row.status === "stopped") return row.status;
   return "current";
+}
+
+/** Every step with its state: a Validation that is off or was skipped says so, never "done". */
+function stepStates(row) {
+  const numbered = stepNames(row);
+  return ALL_STEPS.map((name) => {
+    const number = numbered.indexOf(name) + 1;
+    if (!number) return { name, number: null, state: "off" };
+    const state = stepState(row, number);
+    const skipped = name === VALIDATION && state !== "pending" && validationSkipped(row);
+    return skipped ? { name, number, state: "skipped", reason: skipped } : { name, number, state };
+  });
 }
 
 /** A few words on what the current step is doing, from its step_details. */
@@ -40,6 +68,8 @@ function stateText(state, row) {
     case "current": return formatPercent(row.step_percentage);
     case "failed": return `failed at ${formatPercent(row.step_percentage)}`;
     case "stopped": return `stopped at ${formatPercent(row.step_percentage)}`;
+    case "skipped": return "skipped";
+    case "off": return "off for this job";
     default: return "pending";
   }
 }
@@ -50,12 +80,11 @@ export class StepIndicator {
   }
 
   update(row) {
-    const items = stepNames(row).map((name, index) => {
-      const number = index + 1;
-      const state = stepState(row, number);
-      const note = state === "current" ? stepNote(row, name) : "";
+    const items = stepStates(row).map(({ name, number, state, reason }) => {
+      const note = state === "current" ? stepNote(row, name) : state === "skipped" ? reason : "";
+      const mark = state === "done" ? "✓" : number === null || state === "skipped" ? "–" : String(number);
       return h("li", { class: `step step-${state}`, dataset: { state }, "aria-current": state === "current" ? "step" : null },
-        h("span", { class: "step-mark", "aria-hidden": "true" }, state === "done" ? "✓" : String(number)),
+        h("span", { class: "step-mark", "aria-hidden": "true" }, mark),
         h("span", { class: "step-body" },
           h("span", { class: "step-name" }, name),
           h("span", { class: "step-state" }, stateText(state, row)),

@@ -4,19 +4,28 @@ Nothing here is mocked. The database gets a random name, is migrated with the sa
 files as production, and is dropped at the end; Redis keys and RQ queue names carry a
 random prefix and are deleted at the end. Point the tests elsewhere with
 TRAD_TEST_POSTGRES_URL (a maintenance database the tests may CREATE DATABASE from) and
-TRAD_TEST_REDIS_URL.
+TRAD_TEST_REDIS_URL. The tests are guests on those servers: a test that restarts or loses
+a server does it to private ones it started (`private_services`, tests/private_services.py),
+and the last test of every session checks that the shared ones were left as found
+(tests/witness.py). Workers' and web servers' output goes to one folder per session under
+pytest's temporary directory; figures a test measured go to the end of the report
+(`record_property("figure", …)`).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 import pytest
 import redis as redis_lib
 
+from tests import witness
+from tests.private_services import service_env
 from trad.config import Settings
 from trad.db import Database, upgrade
 
@@ -93,12 +102,7 @@ def settings(pg_url: str, redis_prefix: str, run_id: str) -> Settings:
 @pytest.fixture(scope="session")
 def env(settings: Settings) -> dict[str, str]:
     """The environment a subprocess needs to use this session's services."""
-    return {**os.environ,
-            "TRAD_DATABASE_URL": settings.database_url,
-            "TRAD_REDIS_URL": settings.redis_url,
-            "TRAD_QUEUE": settings.queue,
-            "TRAD_REDIS_PREFIX": settings.redis_prefix,
-            "TRAD_PROGRESS_INTERVAL": str(settings.progress_interval)}
+    return service_env(settings)
 
 
 @pytest.fixture(scope="session")
@@ -146,33 +150,37 @@ def redis(settings: Settings):
     client.close()
 
 
-@pytest.fixture
-def make_job(db: Database):
+def add_job(db: Database, config: dict | None = None, **columns) -> dict:
     """Insert a queued training job row; keyword arguments override columns or config."""
     from trad.store.jobs import insert_job
 
-    def make(config: dict | None = None, **columns) -> dict:
-        fields = {"job_name": "test job", "strategy": "sma_crossover", "symbol": "SYN", "timeframe": "5m",
-                  "optimizer": "grid", "objective": "sharpe", "config": config or {}, **columns}
-        with db.transaction() as conn:
-            return insert_job(conn, **fields)
+    fields = {"job_name": "test job", "strategy": "sma_crossover", "symbol": "SYN", "timeframe": "5m",
+              "optimizer": "grid", "objective": "sharpe", "config": config or {}, **columns}
+    with db.transaction() as conn:
+        return insert_job(conn, **fields)
 
-    return make
+
+def store_candles(db: Database, symbol: str = "SYN", n: int = 20_000, timeframe: str = "5m", seed: int = 1) -> str:
+    """Store deterministic synthetic candles under a symbol (once per symbol and size)."""
+    from trad.store.candles import count_candles, import_synthetic
+
+    with db.connection() as conn:
+        present = count_candles(conn, symbol, timeframe)
+    if present != n:
+        import_synthetic(db, symbol, timeframe, n, seed=seed)
+    return symbol
+
+
+@pytest.fixture
+def make_job(db: Database):
+    """`add_job` on the session's database."""
+    return functools.partial(add_job, db)
 
 
 @pytest.fixture
 def candles_of(db: Database):
-    """Store deterministic synthetic candles under a symbol (once per symbol and size)."""
-    from trad.store.candles import count_candles, import_synthetic
-
-    def store(symbol: str = "SYN", n: int = 20_000, timeframe: str = "5m", seed: int = 1) -> str:
-        with db.connection() as conn:
-            present = count_candles(conn, symbol, timeframe)
-        if present != n:
-            import_synthetic(db, symbol, timeframe, n, seed=seed)
-        return symbol
-
-    return store
+    """`store_candles` on the session's database."""
+    return functools.partial(store_candles, db)
 
 
 @pytest.fixture
@@ -204,6 +212,31 @@ def job_audit(db: Database):
                     "DROP FUNCTION IF EXISTS test_job_audit(); DROP TABLE IF EXISTS test_job_audit;")
 
 
+class ProcessLogs:
+    """Where workers and web servers started by the tests write their output: one folder per
+    session under pytest's temporary directory (pytest keeps the last three sessions')."""
+
+    folder: Path | None = None
+
+    @classmethod
+    def path(cls, name: str) -> Path:
+        if cls.folder is None:
+            raise RuntimeError("process logs are only available while pytest runs")
+        return cls.folder / f"{name}.log"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def process_logs(tmp_path_factory) -> Path:
+    ProcessLogs.folder = tmp_path_factory.mktemp("process-logs")
+    return ProcessLogs.folder
+
+
+def log_tail(path: Path, lines: int = 40) -> str:
+    """The end of a process's log, for an assertion message."""
+    text = path.read_text(errors="replace") if path.exists() else ""
+    return f"--- last lines of {path} ---\n" + "\n".join(text.splitlines()[-lines:])
+
+
 class WorkerProcess:
     """A real `trad worker` in a subprocess, with its own process group."""
 
@@ -212,7 +245,7 @@ class WorkerProcess:
         import sys
 
         self.name = name
-        self.log_path = f"/tmp/{name}.log"
+        self.log_path = ProcessLogs.path(name)
         self._log = open(self.log_path, "w")
         self.process = subprocess.Popen([sys.executable, "-m", "trad", "worker", "--name", name], env=env,
                                         stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -257,19 +290,35 @@ class WorkerProcess:
         self._log.close()
 
 
+class Processes:
+    """Real workers and web servers one test started with one environment; `stop` ends them all."""
+
+    def __init__(self, env: dict[str, str], tag: str) -> None:
+        self.env, self.tag = env, tag
+        self.workers: list[WorkerProcess] = []
+        self.webs: list[WebProcess] = []
+
+    def worker(self, name: str | None = None) -> WorkerProcess:
+        worker = WorkerProcess(self.env, name or f"{self.tag}-w{len(self.workers) + 1}-{uuid.uuid4().hex[:4]}")
+        self.workers.append(worker)
+        return worker
+
+    def web(self, port: int | None = None, extra_env: dict[str, str] | None = None) -> WebProcess:
+        web = WebProcess({**self.env, **(extra_env or {})}, port)
+        self.webs.append(web)
+        return web
+
+    def stop(self) -> None:
+        for process in [*self.webs, *self.workers]:
+            process.stop()
+
+
 @pytest.fixture
 def start_worker(env, run_id):
     """Start real workers on the session's queue; all are stopped at the end of the test."""
-    started: list[WorkerProcess] = []
-
-    def start(name: str | None = None) -> WorkerProcess:
-        worker = WorkerProcess(env, name or f"trad-test-{run_id}-w{len(started) + 1}-{uuid.uuid4().hex[:4]}")
-        started.append(worker)
-        return worker
-
-    yield start
-    for worker in started:
-        worker.stop()
+    processes = Processes(env, f"trad-test-{run_id}")
+    yield processes.worker
+    processes.stop()
 
 
 def free_port() -> int:
@@ -296,7 +345,7 @@ class WebProcess:
 
         import requests
 
-        self.log_path = f"/tmp/trad-web-{self.port}.log"
+        self.log_path = ProcessLogs.path(f"trad-web-{self.port}")
         self._log = open(self.log_path, "a")
         self.process = subprocess.Popen([sys.executable, "-m", "trad", "serve", "--port", str(self.port)],
                                         env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
@@ -310,7 +359,7 @@ class WebProcess:
                 if self.process.poll() is not None:
                     break
                 time.sleep(0.1)
-        raise RuntimeError(f"trad serve did not start:\n{open(self.log_path).read()}")
+        raise RuntimeError(f"trad serve did not start:\n{log_tail(self.log_path)}")
 
     def stop(self) -> None:
         import os
@@ -328,15 +377,67 @@ class WebProcess:
 
 
 @pytest.fixture
-def start_web(env):
+def start_web(env, run_id):
     """Start real web servers; all are stopped at the end of the test."""
-    started: list[WebProcess] = []
+    processes = Processes(env, f"trad-test-{run_id}")
+    yield processes.web
+    processes.stop()
 
-    def start(port: int | None = None, extra_env: dict[str, str] | None = None) -> WebProcess:
-        web = WebProcess({**env, **(extra_env or {})}, port)
-        started.append(web)
-        return web
 
-    yield start
-    for web in started:
-        web.stop()
+@pytest.fixture(scope="session")
+def private_postgres(run_id):
+    """A PostgreSQL cluster of this session alone, started by the first test that needs it."""
+    from tests.private_services import private_cluster
+
+    with private_cluster(f"trad-test-{run_id}-pg") as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def private_services(private_postgres, run_id):
+    """A database and a Redis of this test alone on private servers, with settings, environment
+    and a pool on them (tests/private_services.py): for tests that restart or lose a server."""
+    from tests.private_services import private_servers
+
+    with private_servers(private_postgres, f"trad-test-{run_id}-{uuid.uuid4().hex[:4]}") as servers:
+        yield servers
+
+
+@pytest.fixture
+def private_processes(private_services):
+    """Real workers (`.worker()`) and web servers (`.web()`) on the test's private servers."""
+    processes = Processes(private_services.env, private_services.settings.queue)
+    yield processes
+    processes.stop()
+
+
+# The tests are guests on the shared servers: the witness (tests/witness.py) and the report.
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "last: runs after every other test of the session")
+
+
+def pytest_sessionstart(session) -> None:
+    """Plant the witness in the shared servers and make sure its check runs in this session."""
+    session.config.stash[witness.PLANTED] = witness.plant(REDIS_URL, ADMIN_URL)
+    witness.include_check(session.config)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config, items) -> None:
+    items.sort(key=lambda item: item.get_closest_marker("last") is not None)  # stable: others keep their order
+
+
+def pytest_sessionfinish(session) -> None:
+    witness.remove(REDIS_URL, session.config.stash.get(witness.PLANTED, None))
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Figures the tests measured (`record_property("figure", text)`), after the dots, not among them."""
+    figures = [(report.nodeid, value) for reports in terminalreporter.stats.values() for report in reports
+               for name, value in getattr(report, "user_properties", ()) if name == "figure"
+               and getattr(report, "when", None) == "call"]
+    if figures:
+        terminalreporter.section("figures measured")
+        for nodeid, value in figures:
+            terminalreporter.write_line(f"{nodeid}: {value}")

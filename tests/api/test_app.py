@@ -108,6 +108,23 @@ def test_openapi_documents_every_endpoint(client):
     assert "201" in paths["/api/v1/training-jobs"]["post"]["responses"]
 
 
+def test_openapi_documents_both_event_streams(app, client):
+    paths = client.get("/openapi.json").get_json()["paths"]
+    every, one = paths["/api/v1/training-jobs/stream"]["get"], paths["/api/v1/training-jobs/{job_id}/stream"]["get"]
+    for operation, statuses in ((every, {"200", "401", "422", "503"}), (one, {"200", "401", "404", "422", "503"})):
+        assert statuses <= set(operation["responses"])
+        assert list(operation["responses"]["200"]["content"]) == ["text/event-stream"]
+        assert operation["responses"]["422"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
+        assert operation["security"] == [{"bearer": []}]
+    params = lambda operation: {(p["in"], p["name"]) for p in operation["parameters"]}
+    assert params(every) == {("query", "status"), ("query", "batch_id"), ("query", "last_event_id"),
+                             ("header", "Last-Event-ID")}
+    assert params(one) == {("path", "job_id"), ("query", "last_event_id"), ("header", "Last-Event-ID")}
+    served = {rule.rule: rule.endpoint for rule in app.url_map.iter_rules() if rule.rule.endswith("/stream")}
+    assert served == {"/api/v1/training-jobs/stream": "stream.stream_all_jobs",
+                      "/api/v1/training-jobs/<int:job_id>/stream": "stream.stream_one_job"}
+
+
 def test_swagger_ui_is_served_offline(client):
     redirect = client.get("/docs")
     assert redirect.status_code in (301, 302, 308)

@@ -58,7 +58,7 @@ def test_a_job_started_from_the_form_moves_its_bar_to_100(page, web, workers, ca
     form.get_by_label("Strategy").select_option("sma_crossover")
     form.get_by_label("Symbol").select_option("BIG")
     form.get_by_label("Optimizer").select_option("random")
-    form.get_by_label("Iterations").fill("150")
+    form.get_by_label("Episodes").fill("150")
     form.get_by_label("Seed").fill("7")
     form.get_by_label("Train days").fill("20")
     form.get_by_label("Test days").fill("7")
@@ -121,6 +121,9 @@ def test_the_candle_line_changes_while_backtests_run(page, web, workers, api, ca
             time.sleep(0.02)
         assert len(inside_a_backtest) >= 3, f"the candle line did not move inside backtests: {seen}"
         assert all("/4,000,000 " in text for text in seen), seen
+        card = card_of(page, job["id"])
+        assert line.evaluate("el => getComputedStyle(el).color") \
+            == card.locator(".card-meta").evaluate("el => getComputedStyle(el).color"), "the candle line looks like a link"
         screenshot(page, "candle-line")
     finally:
         api.stop(job["id"])
@@ -155,7 +158,7 @@ def test_bad_form_values_show_the_api_errors_under_their_fields(page, web, candl
     open_dashboard(page, web)
     form = page.locator("form.job-form")
     form.get_by_label("Strategy").select_option("sma_crossover")
-    form.get_by_label("Iterations").fill("0")
+    form.get_by_label("Episodes").fill("0")
     form.get_by_text("Parameter space").click()
     fast = form.locator('fieldset[data-field="param_space.fast"]')
     fast.get_by_label("low").fill("45")
@@ -165,12 +168,12 @@ def test_bad_form_values_show_the_api_errors_under_their_fields(page, web, candl
         iterations_error = form.locator("#job-n_iterations-error")
         expect(iterations_error).to_be_visible()
         expect(iterations_error).to_contain_text("greater than or equal to 1")
-        expect(form.get_by_label("Iterations")).to_have_attribute("aria-invalid", "true")
+        expect(form.get_by_label("Episodes")).to_have_attribute("aria-invalid", "true")
         expect(fast.locator(":scope > .field-error")).to_contain_text("low must be <= high")
         expect(form.locator(".form-errors")).to_contain_text("Correct the marked fields")
     screenshot(page, "field-errors")
 
-    form.get_by_label("Iterations").fill("5")
+    form.get_by_label("Episodes").fill("5")
     fast.get_by_label("low").fill("5")
     fast.get_by_label("high").fill("50")
     form.get_by_label("Symbol").select_option("SYN")
@@ -264,3 +267,81 @@ def test_numbers_and_progress_lines_read_as_people_write_them(page, web):
     assert shown == ["Processing candle 12,345/20,000 (61.7 %) – trades", "Episode 12/1,500",
                      "Step 2/4: Optimization (61.7 %)", "", "3 min 20 s", "2 h 05 min", "1,234.57", "-0.7101",
                      "fast 10 · ratio 0.15 · mode long"]
+
+
+def test_the_form_proposes_windows_that_fit_the_chosen_candles(page, web, candles_of):
+    candles_of("DAYS104", 30_000)  # 5-minute candles over 104 days
+    candles_of("DAYS17", 5_000)
+    open_dashboard(page, web)
+    form = page.locator("form.job-form")
+    windows = [form.get_by_label(label) for label in ("Train days", "Test days", "Gap days")]
+    hint = form.locator("#job-windows-hint")
+
+    form.get_by_label("Symbol").select_option("DAYS104")
+    assert [w.input_value() for w in windows] == ["42", "14", "0"]
+    expect(hint).to_have_text("4 folds over the 104 days of DAYS104 5m.")
+    expect(form.locator("#job-data-hint")).to_contain_text("30,000 candles")
+    form.get_by_label("Symbol").select_option("DAYS17")
+    assert [w.input_value() for w in windows] == ["6", "2", "0"]
+    expect(hint).to_have_text("5 folds over the 17 days of DAYS17 5m.")
+    windows[0].fill("20")
+    expect(hint).to_have_text("No fold fits in the 17 days of DAYS17 5m: validation would be skipped.")
+    screenshot(page, "form-windows")
+
+
+def fits(locator) -> bool:
+    """Whether a control shows its whole text (a select's chosen option, an empty input's placeholder):
+    the text's width in the control's font against its content box, less a select's arrow and the
+    15 px of Chromium's spin buttons on a number input that has them."""
+    return locator.evaluate("""el => {
+        const style = getComputedStyle(el);
+        const text = el.tagName === "SELECT" ? el.options[el.selectedIndex].text : el.value || el.placeholder;
+        const context = document.createElement("canvas").getContext("2d");
+        context.font = `${style.fontWeight} ${style.fontSize} ${style.fontFamily}`;
+        const spin = el.type === "number" && style.appearance !== "textfield" ? 15 : 0;
+        const arrow = el.tagName === "SELECT" ? 24 : 0;
+        const room = el.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight) - arrow - spin;
+        return context.measureText(text).width <= room;
+    }""")
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_cards_keep_long_titles_on_one_line_and_form_fields_fit(page, web, make_job, candles_of, width):
+    candles_of("DAYS104", 30_000)
+    name = unique("a long title: liquidity_sweep on DAYS104 5m with Bayesian search and walk-forward validation")
+    make_job(job_name=name, symbol="DAYS104", status="succeeded")
+    page.set_viewport_size({"width": width, "height": 900})
+    open_dashboard(page, web)
+    title = card_named(page, name).locator(".card-title")
+    line_height = title.evaluate("el => parseFloat(getComputedStyle(el).lineHeight)")
+    assert title.bounding_box()["height"] < 1.5 * line_height, "the title wraps"
+    expect(title.get_by_role("link")).to_have_attribute("title", name)
+    assert page.evaluate("document.documentElement.scrollWidth") <= width, "the page scrolls sideways"
+    form = page.locator("form.job-form")
+    form.get_by_label("Symbol").select_option("DAYS104")
+    assert fits(form.get_by_label("Symbol")), "the symbol is cut off"
+    assert fits(form.get_by_label("Seed")), "the seed's placeholder is cut off"
+    screenshot(page, f"cards-and-form-{width}")
+
+
+def test_a_skipped_or_disabled_validation_is_never_shown_as_done(page, web, workers, api, make_job, candles_of):
+    candles_of("SYN", 20_000)  # 69 days: the default 90 + 30-day windows do not fit
+    job = api.create_job(job_name=unique("skips validation"), strategy="sma_crossover", symbol="SYN", timeframe="5m",
+                         optimizer="grid", min_trades=0, param_space={"fast": {"choices": [5, 10]}, "slow": {"choices": [50]}})
+    wait_for_status(api, job["id"], ("succeeded", "failed", "stopped"))
+    open_dashboard(page, web, f"/#/jobs/{job['id']}")
+    steps = page.locator(".job-detail .steps")
+    skipped = steps.locator(".step-skipped")
+    expect(skipped).to_contain_text("Validation")
+    expect(skipped.locator(".step-state")).to_have_text("skipped")
+    expect(skipped.locator(".step-note")).to_have_text("the candles span too little time for one train + gap + test window")
+    expect(steps.locator(".step-done")).to_have_count(3)
+    expect(page.locator(".job-detail .log-lines")).to_contain_text("walk-forward validation skipped")
+    screenshot(page, "validation-skipped")
+
+    off = make_job(job_name=unique("no validation"), status="succeeded", total_steps=3, step_number=3,
+                   config={"validation": {"enabled": False}})
+    open_dashboard(page, web, f"/#/jobs/{off['id']}")
+    expect(steps.locator(".step-off")).to_contain_text("Validation")
+    expect(steps.locator(".step-off .step-state")).to_have_text("off for this job")
+    expect(steps.locator(".step-done")).to_have_count(3)

@@ -268,22 +268,22 @@ def best_scores(n_iterations: int, **bayesian_options) -> tuple[list[float], lis
     return bayes, rand
 
 
-def report_medians(capsys, n_iterations: int, bayes: list[float], rand: list[float]) -> None:
-    with capsys.disabled():
-        print(f"\nplanted optimum, {n_iterations} evaluations x 10 seeds: median best score "
-              f"bayesian {statistics.median(bayes):.4f}, random {statistics.median(rand):.4f} (optimum 0)")
+def report_medians(record_property, n_iterations: int, bayes: list[float], rand: list[float]) -> None:
+    record_property("figure", f"planted optimum, {n_iterations} evaluations x 10 seeds: median best score "
+                              f"bayesian {statistics.median(bayes):.4f}, random {statistics.median(rand):.4f} "
+                              "(optimum 0)")
 
 
-def test_bayesian_beats_random_on_a_planted_optimum(capsys):
+def test_bayesian_beats_random_on_a_planted_optimum(record_property):
     bayes, rand = best_scores(30, n_initial_points=8)
-    report_medians(capsys, 30, bayes, rand)
+    report_medians(record_property, 30, bayes, rand)
     assert statistics.median(bayes) > statistics.median(rand)
     assert sum(b > r for b, r in zip(bayes, rand)) >= 7
 
 
-def test_bayesian_keeps_its_lead_over_a_longer_run(capsys):
+def test_bayesian_keeps_its_lead_over_a_longer_run(record_property):
     bayes, rand = best_scores(100)
-    report_medians(capsys, 100, bayes, rand)
+    report_medians(record_property, 100, bayes, rand)
     assert statistics.median(bayes) > statistics.median(rand)
     assert sum(b > r for b, r in zip(bayes, rand)) >= 8
 

@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from tests.api.support import assert_error
-from tests.conftest import free_port
+from tests.conftest import ProcessLogs, free_port
 from tests.reliability.conftest import wait_for
 from trad.api import create_app
 from trad.api.services import services
@@ -210,7 +210,7 @@ def requests_carrying_the_token(url: str, job_id: int) -> int:
 def start_serve(env: dict[str, str], *args: str, host: str = "127.0.0.1") -> tuple[subprocess.Popen, int, Path]:
     """`trad serve` with extra arguments, its output to a file; waits until it answers."""
     port = free_port()
-    log = Path(f"/tmp/trad-web-reliability-{port}.log")
+    log = ProcessLogs.path(f"trad-web-reliability-{port}")
     process = subprocess.Popen([sys.executable, "-m", "trad", "serve", "--port", str(port), *args], env=env,
                                stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
 

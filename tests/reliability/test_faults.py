@@ -1,6 +1,7 @@
 """Faults on real services: PostgreSQL restarted under a running job, Redis lost with queued and
 running jobs, the web process restarted (gracefully and by SIGKILL) under 50 SSE clients, and
-reconcilers of several workers racing for the same stale jobs.
+reconcilers of several workers racing for the same stale jobs. PostgreSQL and Redis are taken
+down only on servers of the test's own (`private_services`), never on the shared ones.
 
 Elsewhere already: a SIGKILLed worker and a killed work horse (tests/jobs/test_worker.py), killed
 database sessions and a stop within 2 s (tests/training/test_workflow.py), one client's replay
@@ -18,8 +19,8 @@ import time
 import pytest
 from rq import Worker
 
-from tests.reliability.conftest import (finished_row, metric_iterations, restart_postgresql, redis_lost, row,
-                                        wait_for)
+from tests.conftest import store_candles
+from tests.reliability.conftest import finished_row, metric_iterations, row, wait_for
 from tests.reliability.racers import reconcile_after
 from tests.reliability.sse_clients import ClientCrowd, database_view, shows
 from trad.jobs.control import create_job
@@ -186,14 +187,14 @@ def progress_session(db, job_id: int) -> int | None:
 
 
 @pytest.mark.slow
-def test_a_postgresql_restart_mid_job_loses_no_evaluation(db, settings, candles_of, start_worker, clean_db,
-                                                            sole_user_of_services):
-    candles_of("BIG", 300_000)
+def test_a_postgresql_restart_mid_job_loses_no_evaluation(private_services, private_processes):
+    db, settings = private_services.db, private_services.settings
+    store_candles(db, "BIG", 300_000)
     job = create_job(db, connect_redis(settings), settings, long_request(200, seed=11))
-    worker = start_worker()
+    worker = private_processes.worker()
     wait_for(lambda: (row(db, job["id"])["current_episode"] or 0) >= 20, 90, what="twenty episodes done")
     session_before = wait_for(lambda: progress_session(db, job["id"]), 10, what="the job's session")
-    restart_seconds = restart_postgresql()
+    restart_seconds = private_services.restart_postgresql()
     during = row(db, job["id"])
     assert during["status"] == "running" and during["current_episode"] < 200, "the restart came too late"
     session_after = wait_for(lambda: progress_session(db, job["id"]), 30, what="the job reconnected")
@@ -217,18 +218,18 @@ def test_a_postgresql_restart_mid_job_loses_no_evaluation(db, settings, candles_
 # Redis lost with a running and two queued jobs.
 
 @pytest.mark.slow
-def test_lost_redis_loses_no_job_and_runs_none_twice(db, settings, candles_of, start_worker, clean_db,
-                                                     sole_user_of_services):
-    candles_of("BIG", 300_000)
-    candles_of("SYN", 20_000)
+def test_lost_redis_loses_no_job_and_runs_none_twice(private_services, private_processes):
+    db, settings = private_services.db, private_services.settings
+    store_candles(db, "BIG", 300_000)
+    store_candles(db, "SYN", 20_000)
     redis = connect_redis(settings)
     running = create_job(db, redis, settings, long_request(180, seed=12))
-    worker = start_worker()
+    worker = private_processes.worker()
     wait_for(lambda: (row(db, running["id"])["current_episode"] or 0) >= 3, 90, what="the long job running")
     queued = [create_job(db, redis, settings, small_request(f"queued {i}")) for i in range(2)]
     assert training_queue(redis, settings).count == 2
 
-    with redis_lost(down_seconds=4):
+    with private_services.redis_lost(down_seconds=4):
         pass
     assert training_queue(redis, settings).count == 0, "Redis came back empty"
 
@@ -247,15 +248,15 @@ def test_lost_redis_loses_no_job_and_runs_none_twice(db, settings, candles_of, s
 
 
 @pytest.mark.slow
-def test_a_job_that_ends_while_redis_is_down_is_recorded_and_its_worker_stays(db, settings, candles_of,
-                                                                              start_worker, clean_db,
-                                                                              sole_user_of_services):
-    candles_of("BIG", 300_000)
+def test_a_job_that_ends_while_redis_is_down_is_recorded_and_its_worker_stays(private_services,
+                                                                              private_processes):
+    db, settings = private_services.db, private_services.settings
+    store_candles(db, "BIG", 300_000)
     redis = connect_redis(settings)
     job = create_job(db, redis, settings, long_request(120, seed=3))
-    worker = start_worker()
+    worker = private_processes.worker()
     wait_for(lambda: (row(db, job["id"])["current_episode"] or 0) >= 1, 90, what="the job running")
-    with redis_lost(down_seconds=0):  # Redis comes back only after the body
+    with private_services.redis_lost(down_seconds=0):  # Redis comes back only after the body
         assert row(db, job["id"])["status"] == "running", "the job ended before Redis went down"
         final = finished_row(db, job["id"], 60)
     assert final["status"] == "succeeded", worker.output()[-3000:]

@@ -78,7 +78,7 @@ def soak_job(seed: int) -> JobRequest:
 
 @pytest.mark.slow
 @pytest.mark.timeout(480)
-def test_a_soak_holds_its_bounds(start_web, start_worker, db, settings, candles_of, clean_db):
+def test_a_soak_holds_its_bounds(start_web, start_worker, db, settings, candles_of, clean_db, record_property):
     candles_of("BIG", 300_000)
     web = start_web()
     pid = web_worker_pid(web)
@@ -112,14 +112,15 @@ def test_a_soak_holds_its_bounds(start_web, start_worker, db, settings, candles_
     all_pg = [sum(s["pg"].values()) for s in samples]
     latencies = sorted(reader.latencies)
     p99 = latencies[int(0.99 * len(latencies))]
-    print(f"\nsoak: {SOAK:.0f} s after {WARM_UP:.0f} s warm-up, {CLIENTS} streams, {len(latencies)} API reads "
-          f"(p50 {1000 * statistics.median(latencies):.0f} ms, p99 {1000 * p99:.0f} ms), "
-          f"{sum(len(c.versions) for c in crowd.clients)} events delivered; web RSS {baseline['rss_kb'] / 1024:.0f} → "
-          f"max {max(rss) / 1024:.0f} MB, threads {baseline['threads']} → max {max(s['threads'] for s in samples)}, "
-          f"fds {baseline['fds']} → max {max(s['fds'] for s in samples)}, web PG connections max {max(web_pg)}, "
-          f"all PG connections max {max(all_pg)} ({samples[-1]['pg']}); jobs ran "
-          + ", ".join(f"{(r['finished_at'] - r['started_at']).total_seconds():.0f} s"
-                      for r in (finished_row(db, j["id"], 1) for j in jobs)))
+    record_property("figure", (
+        f"soak: {SOAK:.0f} s after {WARM_UP:.0f} s warm-up, {CLIENTS} streams, {len(latencies)} API reads "
+        f"(p50 {1000 * statistics.median(latencies):.0f} ms, p99 {1000 * p99:.0f} ms), "
+        f"{sum(len(c.versions) for c in crowd.clients)} events delivered; web RSS {baseline['rss_kb'] / 1024:.0f} → "
+        f"max {max(rss) / 1024:.0f} MB, threads {baseline['threads']} → max {max(s['threads'] for s in samples)}, "
+        f"fds {baseline['fds']} → max {max(s['fds'] for s in samples)}, web PG connections max {max(web_pg)}, "
+        f"all PG connections max {max(all_pg)} ({samples[-1]['pg']}); jobs ran "
+        + ", ".join(f"{(r['finished_at'] - r['started_at']).total_seconds():.0f} s"
+                    for r in (finished_row(db, j["id"], 1) for j in jobs))))
 
     assert reader.errors == [], reader.errors[:10]
     assert len(latencies) >= SOAK * 5

@@ -13,6 +13,7 @@ import pytest
 import requests
 from urllib.parse import urlsplit
 
+from tests.conftest import add_job
 from trad.jobs.control import create_job
 from trad.jobs.queue import connect_redis
 from trad.jobs.requests import JobRequest
@@ -164,13 +165,13 @@ def test_unknown_job_stream_is_a_404_in_the_error_shape(web):
 
 
 @pytest.mark.slow
-def test_the_stream_survives_a_postgresql_restart(web, make_job, db, clean_db):
-    job = make_job()
+def test_the_stream_survives_a_postgresql_restart(private_services, private_processes):
+    db = private_services.db
+    job = add_job(db)
+    web = private_processes.web()
     reader = StreamReader(f"{web.url}/api/v1/training-jobs/stream")
     reader.wait_for(lambda e: e[3]["id"] == job["id"])
-    cluster = subprocess.run(["bash", "-c", "ls /etc/postgresql | sort -V | tail -n 1"], capture_output=True,
-                             text=True).stdout.strip()
-    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", cluster, "main", "restart"], check=True)
+    private_services.restart_postgresql()
     for _ in range(100):
         try:
             with db.cursor() as cur:

@@ -79,6 +79,18 @@ def test_without_validation_three_steps_reach_exactly_100(settings, make_job, ca
     assert (final["status"], final["progress"], final["total_steps"]) == ("succeeded", 100.0, 3)
 
 
+def test_windows_longer_than_the_candles_skip_validation_and_say_so(db, settings, make_job, candles_of):
+    candles_of("SYN", 20_000)  # 69 days of 5-minute candles; the default windows need 120
+    final = run_training(make_job(config={"param_space": {"fast": {"choices": [5, 10]}, "slow": {"choices": [50, 100]}},
+                                          "min_trades": 0})["id"], settings)
+    reason = "the candles span too little time for one train + gap + test window"
+    assert final["status"] == "succeeded" and final["result"]["validation"]["skipped"] == reason
+    assert final["current_stage"] == "Save Configuration" and final["step_details"]["validation_skipped"] == reason
+    with db.connection() as conn:
+        warnings = [line["message"] for line in job_logs(conn, final["id"], limit=1000) if line["level"] == "WARNING"]
+    assert warnings == [f"walk-forward validation skipped: {reason}"]
+
+
 def test_grid_finds_the_known_best_of_a_small_space(db, settings, make_job, candles_of):
     candles_of("SYN", 20_000)
     space = {"fast": {"low": 5, "high": 25, "step": 5}, "slow": {"low": 30, "high": 90, "step": 30}}

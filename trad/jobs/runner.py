@@ -20,6 +20,20 @@ JOB_MONITORING_INTERVAL = 5  # seconds between the worker's heartbeats while a j
 RECONCILE_INTERVAL = 10  # seconds between reconciliations (RQ's maintenance interval)
 
 
+class RoutineMaintenance(logging.Filter):
+    """RQ logs its registry cleaning at INFO on every maintenance run, here every
+    RECONCILE_INTERVAL seconds: those lines are DEBUG, shown only when rq.worker logs at DEBUG.
+    trad's own reconciliation logs only when it changed something."""
+
+    ROUTINE = ("cleaning registries for queue", "cleaning group registries")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO or not any(part in str(record.msg) for part in self.ROUTINE):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
 def run_job(job_id: int) -> dict[str, Any] | None:
     """The RQ job function: run the training job `job_id` under this worker."""
     current = get_current_job()
@@ -56,6 +70,8 @@ class TrainingWorker(Worker):
         kwargs.setdefault("worker_ttl", RECONCILE_INTERVAL + 15)
         kwargs.setdefault("work_horse_killed_handler", self._horse_killed)
         super().__init__(*args, **kwargs)
+        if not any(isinstance(f, RoutineMaintenance) for f in self.log.filters):
+            self.log.addFilter(RoutineMaintenance())
         self.trad_settings = settings or get_settings()
         self._db: Database | None = None
 

@@ -201,16 +201,20 @@ def validate(run: Run) -> dict[str, Any]:
                                    run.row["objective"], wf.train_window_days, wf.test_window_days,
                                    wf.gap_days, progress)
     callback.step_progress(100.0, {"folds": len(result["folds"]), "skipped": result.get("skipped")})
-    callback.log(f"walk-forward: {len(result['folds'])} folds, mean out-of-sample "
-                 f"{_fmt(result['mean_out_of_sample_score'])}, degradation {_fmt(result['degradation'])}"
-                 + (f" ({result['skipped']})" if result.get("skipped") else ""))
+    if result.get("skipped"):
+        callback.log(f"walk-forward validation skipped: {result['skipped']}", level="WARNING")
+    else:
+        callback.log(f"walk-forward: {len(result['folds'])} folds, mean out-of-sample "
+                     f"{_fmt(result['mean_out_of_sample_score'])}, degradation {_fmt(result['degradation'])}")
     return result
 
 
 def save_configuration(run: Run, validation: dict[str, Any] | None) -> None:
     """Step 4: the winner goes into trained_configurations, in the transaction that ends the job."""
     row, best, data = run.row, run.search.best, run.data
-    run.callback.enter_step(SAVE_CONFIGURATION, {"params": best.params})
+    skipped = (validation or {}).get("skipped")  # the step indicator shows it while this step runs
+    run.callback.enter_step(SAVE_CONFIGURATION, {"params": best.params,
+                                                 **({"validation_skipped": skipped} if skipped else {})})
     saved: dict[str, Any] = {}
 
     def insert(conn) -> None:
