@@ -1,17 +1,17 @@
 """How honest the ETA is: whole jobs through real `trad serve` + `trad worker` processes.
 
-Usage: .venv/bin/python scripts/bench/eta.py [--candles 60000] [--seconds 35] [--kinds random-1-on,batch]
+Usage: .venv/bin/python scripts/bench/eta.py [--candles 60000] [--seconds 40] [--kinds random-1-on,batch]
 
 It creates its own database (`trad_bench_<random>`, dropped at the end) on the PostgreSQL of
 TRAD_BENCH_ADMIN_URL (default the local one), its own Redis prefix and queue, starts one web
 and one worker process (progress interval 1 s) and runs, one after the other: random, grid
 and Bayesian searches with n_jobs 1 and 2, validation on and off; a random job stopped at
 40 % of its search and resumed (the resumed run is scored); a batch of 3 symbols of which 1
-is skipped (trained already). Each search is sized from a backtest timed here to last about
-`--seconds` (Bayesian ones search 4× the candles with at most 600 episodes: past ~1,000
-results a single model fit takes 5–25 s here, erratically). Every 0.5 s it reads the job row through the API (a batch: /training/progress)
-and, once the job has ended, scores every sample taken once 20 % of the job's duration had
-passed while at least 2 s remained:
+is skipped (trained already). Each search is sized from a short search timed here to last
+about `--seconds` (Bayesian ones search 6× the candles with at most 600 episodes: past
+~1,000 results a single model fit takes 5–25 s here, erratically). Every 0.5 s it reads the
+job row through the API (a batch: /training/progress) and, once the job has ended, scores
+every sample taken once 20 % of the job's duration had passed while at least 2 s remained:
 
     error = |estimated_completion − finished_at| ÷ (finished_at − sample time)
 
@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -43,7 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from scratch import scratch_database  # noqa: E402
 
 from trad.data.synthetic import synthetic_candles  # noqa: E402
-from trad.optimize import evaluate_config  # noqa: E402
+from trad.optimize import BacktestEvaluator, build_search_space, make_optimizer  # noqa: E402
+from trad.strategies import get_strategy  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAD = str(Path(sys.executable).with_name("trad"))
@@ -55,7 +57,8 @@ STRATEGY = "liquidity_sweep"
 WINDOWS = {"train_window_days": 60, "test_window_days": 20}
 BAYESIAN_MODEL_SECONDS = 0.005  # a first guess of the model's time per episode, for sizing only
 BAYESIAN_EPISODES = 600  # at most: past ~1,000 results one model fit takes 5–25 s here, erratically
-BAYESIAN_CANDLES = 4     # Bayesian jobs search a symbol with this many times the candles
+BAYESIAN_CANDLES = 6     # Bayesian jobs search a symbol with this many times the candles
+JOB_OVERHEAD = 2.0       # an episode in a job here takes about this many times one run alone
 
 
 @dataclass
@@ -127,14 +130,13 @@ def wait_healthy(api: Api, timeout: float = 60.0) -> None:
 
 
 def episode_seconds(candles: int) -> float:
-    """A backtest's median time on these candles, here and now."""
+    """An episode's time in a job on these candles, here and now: a short random search, timed, ×
+    JOB_OVERHEAD (the job's own writes, and the web process and the sampling beside it)."""
     data = synthetic_candles(candles, seed=4)
-    times = []
-    for _ in range(7):
-        started = time.perf_counter()
-        evaluate_config(data, STRATEGY, {}, {}, "sharpe", 1)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    search = make_optimizer("random", build_search_space(get_strategy(STRATEGY), None), n_iterations=40, seed=1)
+    started = time.perf_counter()
+    search.run(BacktestEvaluator(data, STRATEGY, {}, "sharpe", 1), callback=lambda *call: None)
+    return JOB_OVERHEAD * (time.perf_counter() - started) / 40
 
 
 def grid_space(configurations: int) -> dict:
@@ -296,7 +298,7 @@ def print_table(scores: list[Score]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--candles", type=int, default=60_000)
-    parser.add_argument("--seconds", type=float, default=30.0, help="about how long each job should last")
+    parser.add_argument("--seconds", type=float, default=40.0, help="about how long each job should last")
     parser.add_argument("--kinds", default=None, help="comma-separated subset, e.g. random-1-on,resumed,batch")
     parser.add_argument("--logs", default=None, help="keep the web and worker logs in this directory")
     args = parser.parse_args()
@@ -329,13 +331,24 @@ def main() -> None:
                 scores.append(result)
                 print_table([result])
         finally:
-            for process in processes:
-                process.terminate()
-            for process in processes:
-                process.wait(timeout=30)
+            stop_processes(processes)
             cleanup_redis(prefix, url)
     print(f"\nall jobs (load average {os.getloadavg()[0]:.2f} at the end; logs in {log_dir}):")
     print_table(scores)
+
+
+def stop_processes(processes: list[subprocess.Popen]) -> None:
+    """Stop the web and worker processes; a worker still running a job is asked twice (RQ's cold shutdown)."""
+    for attempt in range(3):
+        for process in processes:
+            if process.poll() is None:
+                process.terminate() if attempt < 2 else process.kill()
+        try:
+            for process in processes:
+                process.wait(timeout=10)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def cleanup_redis(prefix: str, database_url: str) -> None:
@@ -355,4 +368,5 @@ def cleanup_redis(prefix: str, database_url: str) -> None:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *frame: sys.exit("stopped"))  # so the database is still dropped
     main()
