@@ -8,7 +8,7 @@ import { FoldTable } from "./fold-table.js";
 import { candleLine, episodeLine, isActive, statusBadge, stepLine, timingLine } from "./job-status.js";
 import { LogPane } from "./log-pane.js";
 import { ProgressBar } from "./progress-bar.js";
-import { ScoreChart } from "./score-chart.js";
+import { mergeSeries, ScoreChart } from "./score-chart.js";
 import { StepIndicator } from "./step-indicator.js";
 
 const METRICS_EVERY_MS = 2000;
@@ -24,6 +24,8 @@ export class JobDetail {
     this.row = null;
     this.metricsTimer = null;
     this.metricsAt = 0;
+    this.series = null;
+    this.metricsThrough = null;
     this.build(container);
   }
 
@@ -82,6 +84,8 @@ export class JobDetail {
     clearTimeout(this.metricsTimer);
     this.metricsTimer = null;
     this.metricsAgain = false;
+    this.series = null;
+    this.metricsThrough = null;
     this.chart.draw(null);
     this.logs.close();
   }
@@ -166,8 +170,14 @@ export class JobDetail {
     this.metricsLoading = true;
     this.metricsAt = Date.now();
     try {
-      const series = await api(`/api/v1/training-jobs/${id}/metrics`);
-      if (this.id === id) this.chart.draw(series, this.row?.objective);
+      // Only what is new: everything after the iteration the last answer said was final.
+      const after = this.metricsThrough;
+      const page = await api(`/api/v1/training-jobs/${id}/metrics`, { query: { after_iteration: after ?? undefined } });
+      if (this.id === id) {
+        this.series = mergeSeries(this.series, page, after);
+        this.metricsThrough = page.meta?.complete_through ?? null;
+        this.chart.draw(this.series, this.row?.objective);
+      }
     } catch (error) {
       if (this.id === id && error.status !== 404) this.showAlert(`Could not load the scores: ${error.message}`);
     } finally {

@@ -33,6 +33,21 @@ function domain(values, minSpan) {
   return [low, high];
 }
 
+const SERIES_KEYS = ["iterations", "score", "best_score", "params", "valid", "duration_ms"];
+
+/**
+ * The series with everything after iteration `after` replaced by `page` (an answer of
+ * `/metrics?after_iteration=after`, which holds every evaluation after it); `after` null: `page` is all.
+ */
+export function mergeSeries(series, page, after) {
+  if (!series || after === null || after === undefined) return page;
+  const kept = series.iterations.findIndex((iteration) => iteration > after);
+  const cut = kept === -1 ? series.iterations.length : kept;
+  const merged = { ...page };
+  for (const key of SERIES_KEYS) merged[key] = (series[key] || []).slice(0, cut).concat(page[key] || []);
+  return merged;
+}
+
 function finite(value) {
   return typeof value === "number" && Number.isFinite(value);
 }

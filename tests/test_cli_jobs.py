@@ -51,6 +51,33 @@ def test_bad_job_flags_exit_2_with_one_line(env, clean_db, candles_of):
         assert result.returncode == 2 and result.stderr.count("\n") == 1 and words in result.stderr, result.stderr
 
 
+def test_train_defaults_to_bayesian_and_names_every_missing_field_at_once(env, clean_db, candles_of):
+    candles_of("SYN", 20_000)
+    missing = trad(env, "train", "--iterations", "0")
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1, missing.stderr
+    for words in ("strategy (--strategy): missing", "symbol (--symbol): missing", "timeframe (--timeframe): missing",
+                  "n_iterations (--iterations): Input should be greater than or equal to 1"):
+        assert words in missing.stderr, missing.stderr
+    assert "optimizer" not in missing.stderr
+    made = trad(env, "train", "--strategy", "sma_crossover", "--symbol", "SYN", "--timeframe", "5m")
+    assert made.returncode == 0, made.stderr
+    with clean_db.connection() as conn:
+        assert get_job(conn, int(made.stdout))["optimizer"] == "bayesian"
+
+
+def test_a_bad_job_file_is_one_line_and_exit_2(env, tmp_path):
+    request = '{"strategy": "sma_crossover", "symbol": "SYN", "timeframe": "5m", "job_name": %s}'
+    files = {"nul-escape.json": (request % '"a\\u0000b"').encode(), "nul-byte.json": b'{"job_name": "a\x00"}',
+             "deep.json": b"[" * 1000 + b"]" * 1000, "deeper.json": (request % ("[" * 5000 + "]" * 5000)).encode(),
+             "latin-1.json": (request % '"caf\xe9"').encode("latin-1"), "list.json": b"[1, 2]"}
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+        result = trad(env, "train", "--file", str(tmp_path / name))
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, (name, result.stderr)
+        assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr, (name, result.stderr)
+    assert "NUL" in trad(env, "train", "--file", str(tmp_path / "nul-escape.json")).stderr
+
+
 def test_cleanup_deletes_exactly_the_old_finished_jobs(env, clean_db, make_job):
     old_done = [make_job(job_name=f"old {s}", status=s) for s in ("succeeded", "failed", "stopped")]
     old_running = make_job(job_name="old running", status="running")

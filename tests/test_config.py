@@ -31,3 +31,45 @@ def test_database_url_from_parts():
 def test_bad_values_name_the_variable(name, value):
     with pytest.raises(InvalidInput, match=name):
         Settings.from_env({name: value})
+
+
+def demo_servers() -> "DemoServers":
+    from trad.config import DemoServers
+
+    return DemoServers(database_url="postgresql://demo/trad", redis_url="redis://127.0.0.1:7/0",
+                       queue="demo-queue", redis_prefix="demo:", web_url="http://127.0.0.1:8123")
+
+
+def test_a_running_demos_servers_are_used_unless_a_server_variable_is_set(tmp_path):
+    import fcntl
+
+    from trad.config import DEMO_LOCK, DemoServers, remove_demo_file
+
+    demo_servers().write(tmp_path)
+    assert DemoServers.running(tmp_path) is None  # nobody holds the demo's lock: a demo that died
+    with open(tmp_path / DEMO_LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as the running demo does
+        demo = DemoServers.running(tmp_path)
+        assert demo == demo_servers()
+        s = Settings.from_env({}, demo=demo)
+        assert (s.database_url, s.redis_url, s.queue, s.redis_prefix, s.web_url) == (
+            "postgresql://demo/trad", "redis://127.0.0.1:7/0", "demo-queue", "demo:", "http://127.0.0.1:8123")
+        assert s.database_url_set and s.redis_url_set
+        mine = Settings.from_env({"DB_NAME": "mine"}, demo=demo)
+        assert (mine.database_url, mine.redis_url, mine.queue) == ("postgresql://localhost/mine",
+                                                                   "redis://localhost:6379/0", "training")
+        queue = Settings.from_env({"TRAD_QUEUE": "q", "TRAD_URL": "http://elsewhere"}, demo=demo)
+        assert (queue.database_url, queue.queue, queue.web_url) == ("postgresql://demo/trad", "q", "http://elsewhere")
+        forced = Settings.from_env({"TRAD_DATABASE_URL": "postgresql://db/x", "TRAD_QUEUE": "q"}, demo=demo,
+                                   demo_wins=True)
+        assert (forced.database_url, forced.queue) == ("postgresql://demo/trad", "demo-queue")
+        assert oct((tmp_path / "demo.json").stat().st_mode & 0o777) == "0o600"
+        remove_demo_file(tmp_path)
+        assert DemoServers.running(tmp_path) is None
+
+
+def test_use_demo_without_a_running_demo_names_the_folder(tmp_path):
+    from trad.config import use_demo
+
+    with pytest.raises(InvalidInput, match=f"--demo: no trad demo is running in {tmp_path}"):
+        use_demo(tmp_path)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from trad.config import get_settings
+from trad.config import DEMO_DIR, get_settings
 from trad.errors import TradError
 
 
@@ -20,8 +20,16 @@ def _database():
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="trad")
-def cli() -> None:
+@click.option("--demo", "demo_dir", type=click.Path(file_okay=False, path_type=Path), default=None, metavar="DIR",
+              help="Use the servers of the `trad demo` running on DIR (its --data-dir, or the folder holding "
+                   "its .trad), whatever the environment says. Without it, a demo running in ./.trad is used "
+                   "when none of TRAD_DATABASE_URL, TRAD_REDIS_URL and DB_* is set.")
+def cli(demo_dir: Path | None) -> None:
     """Train trading strategies and watch the training live."""
+    if demo_dir is not None:
+        from trad.config import use_demo
+
+        use_demo(demo_dir)
 
 
 @cli.group()
@@ -137,37 +145,12 @@ def _services():
     return _database(), connect_redis(settings), settings
 
 
-def _param_override(text: str) -> tuple[str, object]:
-    """NAME=VALUE, NAME=LOW:HIGH[:STEP] or NAME=A,B,C → one param_space entry."""
-    name, sep, value = text.partition("=")
-    if not sep or not name or not value:
-        raise click.BadParameter(f"{text!r}: use NAME=VALUE, NAME=LOW:HIGH[:STEP] or NAME=A,B,C")
-
-    def number(part: str) -> float | int | str:
-        try:
-            return int(part)
-        except ValueError:
-            try:
-                return float(part)
-            except ValueError:
-                return part
-
-    if ":" in value:
-        parts = [number(p) for p in value.split(":")]
-        if len(parts) not in (2, 3):
-            raise click.BadParameter(f"{text!r}: a range is LOW:HIGH or LOW:HIGH:STEP")
-        return name, dict(zip(("low", "high", "step"), parts))
-    if "," in value:
-        return name, {"choices": [number(p) for p in value.split(",")]}
-    return name, number(value)
-
-
 @cli.command()
 @click.option("--file", "json_file", type=click.File("r"), help="A JSON job request (flags override it).")
 @click.option("--strategy", help="liquidity_sweep, sma_crossover or rsi_reversion.")
 @click.option("--symbol")
-@click.option("--timeframe")
-@click.option("--optimizer", type=click.Choice(["grid", "random", "bayesian"]))
+@click.option("--timeframe", help="1m 5m 15m 30m 1h 4h 1d.")
+@click.option("--optimizer", type=click.Choice(["grid", "random", "bayesian"]), help="Default bayesian.")
 @click.option("--iterations", "n_iterations", type=int, help="Evaluations (random/bayesian).")
 @click.option("--objective")
 @click.option("--n-jobs", type=int, help="Processes evaluating in parallel.")
@@ -176,29 +159,25 @@ def _param_override(text: str) -> tuple[str, object]:
 @click.option("--param", "params", multiple=True, help="NAME=VALUE, NAME=LOW:HIGH[:STEP] or NAME=A,B,C.")
 @click.option("--no-validation", is_flag=True, help="Skip walk-forward validation.")
 def train(json_file, params, no_validation, **flags) -> None:
-    """Start a training job; prints its id."""
-    import json
-
+    """Start a training job; prints its id. Strategy, symbol and timeframe are needed (flags or
+    --file); every missing or invalid field is named at once."""
     import pydantic
 
     from trad.jobs.control import create_job
     from trad.jobs.requests import JobRequest
+    from trad.train_input import DEFAULT_OPTIMIZER, job_file, param_override, request_errors
 
-    try:
-        body = json.load(json_file) if json_file else {}
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"not valid JSON: {exc}", param_hint="--file") from None
+    body = job_file(json_file) if json_file else {}
     body.update({k: v for k, v in flags.items() if v is not None})
+    body.setdefault("optimizer", DEFAULT_OPTIMIZER)
     if params:
-        body["param_space"] = {**body.get("param_space", {}), **dict(map(_param_override, params))}
+        body["param_space"] = {**body.get("param_space", {}), **dict(map(param_override, params))}
     if no_validation:
         body["validation"] = {**body.get("validation", {}), "enabled": False}
     try:
         request = JobRequest.model_validate(body)
     except pydantic.ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "request"
-        raise click.UsageError(f"{where}: {first['msg']}") from None
+        raise click.UsageError(request_errors(exc)) from None
     row = create_job(*_services(), request)
     click.echo(row["id"])
 
@@ -231,15 +210,36 @@ def stop(job_id: int) -> None:
 
 @cli.command()
 @click.argument("job_id", type=int)
-@click.option("--url", envvar="TRAD_URL", default=None,
-              help="Web app to stream from (default TRAD_URL or http://TRAD_HOST:PORT).")
-def watch(job_id: int, url: str | None) -> None:
-    """Follow a job live in the terminal; exits 0 succeeded, 1 failed, 3 stopped."""
-    from trad.watch import watch_job
+@click.option("--url", default=None,
+              help="Web app to stream from (default TRAD_URL, the running demo's, or http://TRAD_HOST:PORT).")
+@click.option("--reconnect-for", type=click.FloatRange(min=0), default=15.0, show_default=True, metavar="SECONDS",
+              help="How long to keep reconnecting after the stream drops.")
+def watch(job_id: int, url: str | None, reconnect_for: float) -> None:
+    """Follow a job live in the terminal until it ends.
+
+    A dropped stream (the web app restarting) is resumed where it stopped. Anything else
+    that ends the watch prints one line on stderr. Exit codes:
+
+    \b
+      0  the job succeeded
+      1  the job failed
+      2  usage error
+      3  the job was stopped
+      4  no such job (or it was deleted)
+      5  the web app refused the token (TRAD_API_TOKEN)
+      6  the web app does not answer (refused, timed out, error status)
+      7  the stream dropped and did not come back within --reconnect-for
+    """
+    from trad.watch import WatchError, watch_job
 
     settings = get_settings()
-    base = url or f"http://{settings.host}:{settings.port}"
-    sys.exit(watch_job(base, job_id, settings.api_token))
+    base = url or settings.web_url or f"http://{settings.host}:{settings.port}"
+    try:
+        code = watch_job(base, job_id, settings.api_token, reconnect_for=reconnect_for)
+    except WatchError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        code = exc.exit_code
+    sys.exit(code)
 
 
 @cli.command()
@@ -298,17 +298,20 @@ def cancel() -> None:
 
 
 @cli.command()
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path(".trad"),
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=DEMO_DIR,
               show_default=True, help="Where the embedded servers keep their data, and the logs.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address of the web app.")
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Web port (default PORT, 8000).")
-@click.option("--quick", is_flag=True, help="A small demo job that ends in seconds.")
+@click.option("--quick", is_flag=True, help="A small demo job that ends in seconds (instead of about a minute).")
 def demo(data_dir: Path, host: str, port: int | None, quick: bool) -> None:
     """Everything on this machine: embedded PostgreSQL and Redis (unless TRAD_DATABASE_URL and
-    TRAD_REDIS_URL are set), sample candles, the web app, a worker and a demo job. Ctrl-C stops it all."""
+    TRAD_REDIS_URL are set), sample candles, the web app, a worker and a demo job sized to run
+    about a minute here. While it runs, trad commands started in the same directory (or with
+    `trad --demo DATA_DIR`) use its servers. Ctrl-C stops it all."""
+    from trad.config import Settings
     from trad.demo import run_demo
 
-    settings = get_settings()
+    settings = Settings.from_env()  # its own servers: never those of a demo already running
     sys.exit(run_demo(data_dir, host=host, port=port or settings.port, quick=quick, settings=settings))
 
 

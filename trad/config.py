@@ -1,10 +1,20 @@
-"""Settings from the environment, read once into one frozen object."""
+"""Settings from the environment, read once into one frozen object.
+
+A running `trad demo` writes its servers to `<data>/demo.json` (`DemoServers`); every other
+`trad` command reads them from `./.trad` (the demo's default folder) when none of the server
+variables (`SERVER_VARIABLES`) is set, or from the folder named by `trad --demo DIR`, which
+wins over the environment. The file is removed when the demo stops, and ignored when the
+demo that wrote it no longer runs (its lock file `<data>/demo.lock` is not held).
+"""
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
+from pathlib import Path
 from typing import Mapping
 from urllib.parse import quote
 
@@ -12,6 +22,11 @@ from trad.errors import InvalidInput
 
 DEFAULT_DATABASE_URL = "postgresql://localhost/trad"
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+SERVER_VARIABLES = ("TRAD_DATABASE_URL", "TRAD_REDIS_URL", "DB_HOST", "DB_PORT", "DB_USER", "DB_PASSWORD",
+                    "DB_NAME")
+DEMO_DIR = Path(".trad")  # `trad demo --data-dir` default, relative to where it was started
+DEMO_FILE = "demo.json"
+DEMO_LOCK = "demo.lock"
 
 
 @dataclass(frozen=True)
@@ -29,13 +44,22 @@ class Settings:
     port: int = 8000
     host: str = "127.0.0.1"
     job_timeout: int = 24 * 3600
+    web_url: str | None = None
     database_url_set: bool = False
     redis_url_set: bool = False
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
-        """Read the TRAD_* variables (and PORT, DB_* parts); unset ones keep their defaults."""
+    def from_env(cls, env: Mapping[str, str] | None = None, demo: "DemoServers | None" = None,
+                 demo_wins: bool = False) -> "Settings":
+        """Read the TRAD_* variables (and PORT, DB_* parts); unset ones keep their defaults.
+
+        With `demo` (a running demo's servers) and none of SERVER_VARIABLES set, its database,
+        Redis, queue, key prefix and web URL are used, each unless its own variable is set;
+        `demo_wins` (`trad --demo DIR`) uses all of them whatever the environment says.
+        """
         env = os.environ if env is None else env
+        if demo is not None and (demo_wins or not any(env.get(name) for name in SERVER_VARIABLES)):
+            env = {**env, **demo.variables(keep={} if demo_wins else env)}
         database_url = env.get("TRAD_DATABASE_URL") or _database_url_from_parts(env)
         return cls(
             database_url=database_url or DEFAULT_DATABASE_URL,
@@ -49,6 +73,7 @@ class Settings:
             port=_number(env, "PORT", 8000, int, minimum=1),
             host=env.get("TRAD_HOST") or "127.0.0.1",
             job_timeout=_number(env, "TRAD_JOB_TIMEOUT", 24 * 3600, int, minimum=1),
+            web_url=env.get("TRAD_URL") or None,
             database_url_set=bool(database_url),
             redis_url_set=bool(env.get("TRAD_REDIS_URL")),
         )
@@ -88,7 +113,83 @@ def _number(env: Mapping[str, str], name: str, default, kind, minimum):
     return value
 
 
+@dataclass(frozen=True)
+class DemoServers:
+    """What a running `trad demo` tells other commands: its servers, queue and web app."""
+
+    database_url: str
+    redis_url: str
+    queue: str
+    redis_prefix: str
+    web_url: str
+
+    def variables(self, keep: Mapping[str, str]) -> dict[str, str]:
+        """The demo's values as the variables they stand for, but those set in `keep`."""
+        values = {"TRAD_DATABASE_URL": self.database_url, "TRAD_REDIS_URL": self.redis_url,
+                  "TRAD_QUEUE": self.queue, "TRAD_REDIS_PREFIX": self.redis_prefix, "TRAD_URL": self.web_url}
+        return {name: value for name, value in values.items() if not keep.get(name)}
+
+    def write(self, data_dir: Path) -> None:
+        """Write `<data_dir>/demo.json` (owner-readable only), replacing it in one step."""
+        path = data_dir / DEMO_FILE
+        partial = path.with_suffix(".json.partial")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(asdict(self), out, indent=2)
+        os.replace(partial, path)
+
+    @classmethod
+    def running(cls, data_dir: Path) -> "DemoServers | None":
+        """The demo running on `data_dir`, or None: no file, an unreadable one, or its demo has ended
+        (no process holds the lock the demo holds while it runs: a lock dies with its process)."""
+        try:
+            demo = cls(**json.loads((data_dir / DEMO_FILE).read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+        return demo if _lock_held(data_dir / DEMO_LOCK) else None
+
+
+def remove_demo_file(data_dir: Path) -> None:
+    """The demo has stopped: other commands no longer find its servers."""
+    (data_dir / DEMO_FILE).unlink(missing_ok=True)
+
+
+def demo_folder(path: Path) -> Path:
+    """A demo's data folder from what a user names: the folder itself, or one holding `.trad`."""
+    return path / DEMO_DIR if not (path / DEMO_FILE).exists() and (path / DEMO_DIR / DEMO_FILE).exists() else path
+
+
+def _lock_held(path: Path) -> bool:
+    """True while another process holds its lock on `path` (a shared lock taken and dropped at once)."""
+    try:
+        with open(path) as handle:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+_chosen_demo: DemoServers | None = None
+
+
+def use_demo(path: Path) -> DemoServers:
+    """`trad --demo DIR`: this process uses that demo's servers; InvalidInput when none runs there."""
+    global _chosen_demo
+    demo = DemoServers.running(demo_folder(path.expanduser()))
+    if demo is None:
+        raise InvalidInput.field("--demo", f"no trad demo is running in {path} (start one with `trad demo`)")
+    _chosen_demo = demo
+    get_settings.cache_clear()
+    return demo
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings, read from the environment on first use."""
-    return Settings.from_env()
+    """The process-wide settings, read from the environment on first use (and from a running demo:
+    the one `use_demo` chose, or one in `./.trad` when no server variable is set)."""
+    if _chosen_demo is not None:
+        return Settings.from_env(demo=_chosen_demo, demo_wins=True)
+    servers_named = any(os.environ.get(name) for name in SERVER_VARIABLES)
+    return Settings.from_env(demo=None if servers_named else DemoServers.running(DEMO_DIR))

@@ -1,12 +1,15 @@
 """`trad demo`: the whole system on one machine, from one command.
 
 PostgreSQL and Redis come from TRAD_DATABASE_URL / TRAD_REDIS_URL when those are set;
-otherwise each is embedded under the data folder (trad/embedded.py). Then: migrations,
-sample candles (a re-run reuses them), `trad serve` and `trad worker` as child processes,
-one demo job, and the dashboard's URL.
+otherwise each is embedded under the data folder (trad/embedded.py). Then: `<data>/demo.json`
+(the servers and web URL that other `trad` commands started in the same directory, or with
+`trad --demo DIR`, use; see trad/config.py), migrations, the demo job's size from a short
+calibration (trad/demo_job.py: about a minute of work here), `trad serve` and `trad worker` as
+child processes (progress written every second), sample candles (a re-run reuses them), the
+demo job, and the URLs of the dashboard and of the job's own page.
 
 Stopping (Ctrl-C, SIGTERM, SIGHUP) exits 0 and leaves nothing running: the demo's jobs are
-asked to stop (they end `stopped` and can be resumed), web and worker get SIGTERM (then
+asked to stop (they end `stopped` and can be resumed), demo.json goes, web and worker get SIGTERM (then
 SIGKILL for whatever is left in their sessions), Redis is shut down with SAVE and
 PostgreSQL with `pg_ctl stop`. If the demo itself is SIGKILLed, its children follow
 (Linux) but the embedded PostgreSQL keeps running until the next `trad demo` on the same
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -31,39 +35,19 @@ from typing import Any, Iterator
 
 import click
 
-from trad.config import Settings
+from trad.config import DEMO_DIR, DEMO_LOCK, DemoServers, Settings, remove_demo_file
+from trad.demo_job import (DEMO_SYMBOLS, JOB_SYMBOL, DemoJob, demo_candles_summary, demo_job_request,
+                           load_demo_candles, size_demo_job)
 from trad.embedded import Child, EmbeddedPostgres, EmbeddedRedis, stop_children
 from trad.errors import InvalidInput, ServiceUnavailable
 
-DEMO_SYMBOLS = (("DEMO-A", 1), ("DEMO-B", 2), ("DEMO-C", 3))  # synthetic, with their seeds
-DEMO_TIMEFRAME = "5m"
-DEMO_CANDLES = 30_000  # 104 days of 5-minute candles
-SAMPLE = ("GOOG", "1d", "GOOG-1d.csv")
 STARTUP_TIMEOUT = 60.0
 JOB_STOP_TIMEOUT = 5.0  # seconds the demo's jobs get to stop on their own before the worker goes
-# Bayesian evaluations of the demo job: about a minute here (2 vCPUs), where the optimizer's
-# model fitting, not the 9 ms backtests, sets the pace; QUICK_ITERATIONS end in seconds.
-DEMO_ITERATIONS = 350
-QUICK_ITERATIONS = 15
+PROGRESS_INTERVAL = "1"  # seconds between the demo job's progress writes (TRAD_PROGRESS_INTERVAL wins)
 
 
 class DemoStopped(Exception):
     """SIGINT, SIGTERM or SIGHUP arrived: shut everything down and exit 0."""
-
-
-def demo_job_request(quick: bool = False) -> dict[str, Any]:
-    """The demo job: a Bayesian liquidity_sweep search with walk-forward validation.
-
-    `quick` is a small job that ends in seconds (tests).
-    """
-    return {
-        "job_name": "demo: liquidity_sweep on DEMO-A 5m" + (" (quick)" if quick else ""),
-        "strategy": "liquidity_sweep", "symbol": "DEMO-A", "timeframe": DEMO_TIMEFRAME,
-        "optimizer": "bayesian", "objective": "sharpe", "seed": 7,
-        "n_iterations": QUICK_ITERATIONS if quick else DEMO_ITERATIONS,
-        "validation": {"enabled": True, "train_window_days": 30,
-                       "test_window_days": 30 if quick else 10, "candidates": 2 if quick else 3},
-    }
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -77,15 +61,42 @@ def check_port_free(host: str, port: int) -> None:
                                                "choose another port with --port") from None
 
 
-def lock_data_dir(data_dir: Path) -> Any:
-    """Hold `<data>/demo.lock` while the demo runs: two demos must not share embedded servers."""
-    handle = open(data_dir / "demo.lock", "w")
+def lock_data_dir(data_dir: Path, attempts: int = 5) -> Any:
+    """Hold `<data>/demo.lock` while the demo runs: two demos must not share embedded servers.
+
+    Other commands test the lock for an instant (`DemoServers.running`): a few tries get past that.
+    """
+    handle = open(data_dir / DEMO_LOCK, "w")
+    for attempt in range(attempts):
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return handle
+        except OSError:
+            time.sleep(0.05)
+    handle.close()
+    raise InvalidInput.field("--data-dir", f"another trad demo is running on {data_dir}")
+
+
+def say(message: str, err: bool = False) -> None:
+    """click.echo that a closed terminal or pipe cannot break: stopping must go on regardless."""
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        click.echo(message, err=err)
     except OSError:
-        handle.close()
-        raise InvalidInput.field("--data-dir", f"another trad demo is running on {data_dir}") from None
-    return handle
+        pass
+
+
+def trad_command() -> str:
+    """How a shell here runs trad: `trad` when that is on PATH, else the path the demo was started by."""
+    started = Path(sys.argv[0])
+    if started.name != "trad":  # python -m trad
+        return "trad"
+    on_path = shutil.which("trad")
+    if on_path and Path(on_path).resolve() == started.resolve():
+        return "trad"
+    try:
+        return str(started.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(started)
 
 
 # --- the demo --------------------------------------------------------------------------
@@ -131,6 +142,7 @@ class Demo:
     redis: EmbeddedRedis | None = None
     children: list[Child] = field(default_factory=list)
     worker_name: str = field(default_factory=lambda: f"trad-demo-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+    job: DemoJob | None = None
     job_id: int | None = None
     db: Any = None
     signals: StopSignals = field(default_factory=StopSignals)
@@ -141,23 +153,35 @@ class Demo:
         return f"http://{host}:{self.port}"
 
     def start(self) -> None:
-        """Servers, schema, web and worker, candles, the demo job; returns once the web app answers."""
+        """Servers, schema, the job's size, web and worker, candles, the demo job; returns once the
+        web app answers. The calibration runs before web and worker start, which would slow it."""
         from trad.db import Database, upgrade
 
         self.start_servers()
+        DemoServers(self.settings.database_url, self.settings.redis_url, self.settings.queue,
+                    self.settings.redis_prefix, self.url).write(self.data_dir)
         upgrade(self.settings.database_url)
+        self.job = size_demo_job(self.quick)
+        self.start_children()
+        self.db = Database(self.settings.database_url, max_connections=2, application_name="trad-demo")
+        started = time.perf_counter()
+        load_demo_candles(self.db, [JOB_SYMBOL], sample=False)  # the job's first: it starts meanwhile
+        self.job_id = self.enqueue_job()
+        load_demo_candles(self.db, [s for s in DEMO_SYMBOLS if s != JOB_SYMBOL])
+        click.echo(f"  candles     {demo_candles_summary()} ({time.perf_counter() - started:.1f} s)")
+        wait_for_web(self.url, self.settings.api_token, self.children[0])
+
+    def start_children(self) -> None:
+        """`trad serve` and `trad worker` on the demo's servers; progress written every second."""
         env = {**os.environ, "TRAD_DATABASE_URL": self.settings.database_url,
-               "TRAD_REDIS_URL": self.settings.redis_url, "PYTHONUNBUFFERED": "1"}
+               "TRAD_REDIS_URL": self.settings.redis_url, "PYTHONUNBUFFERED": "1",
+               "TRAD_PROGRESS_INTERVAL": os.environ.get("TRAD_PROGRESS_INTERVAL") or PROGRESS_INTERVAL}
         trad = [sys.executable, "-m", "trad"]
         logs = self.data_dir / "logs"
         self.children.append(Child.start("web", [*trad, "serve", "--host", self.host, "--port", str(self.port)],
                                          logs / "web.log", env))
         self.children.append(Child.start("worker", [*trad, "worker", "--name", self.worker_name],
                                          logs / "worker.log", env))
-        self.db = Database(self.settings.database_url, max_connections=2, application_name="trad-demo")
-        click.echo(f"  candles     {load_demo_candles(self.db)}")
-        self.job_id = self.enqueue_job()
-        wait_for_web(self.url, self.settings.api_token, self.children[0])
 
     def start_servers(self) -> None:
         """Embed PostgreSQL and Redis unless their URLs were given."""
@@ -179,23 +203,29 @@ class Demo:
         from trad.jobs.queue import connect_redis
         from trad.jobs.requests import JobRequest
 
-        request = JobRequest.model_validate(demo_job_request(self.quick))
+        request = JobRequest.model_validate(demo_job_request(self.job.iterations, self.quick))
         row = create_job(self.db, connect_redis(self.settings), self.settings, request)
         return int(row["id"])
 
     def announce(self) -> None:
-        watch = f"trad watch {self.job_id}"
-        if (self.host, self.port) != ("127.0.0.1", 8000):
-            watch += f" --url {self.url}"
-        request = demo_job_request(self.quick)
+        """The dashboard, the job's own page, what the job does and how to reach it from a shell."""
+        request = demo_job_request(self.job.iterations, self.quick)
+        wf = request["validation"]
+        size = (f"sized to take about {self.job.forecast_seconds:.0f} s here (one backtest "
+                f"{1000 * self.job.backtest_seconds:.0f} ms)" if self.job.backtest_seconds else "a quick one")
         click.echo(f"\nDashboard: {self.url}/")
-        click.echo(f"Demo job {self.job_id}: {request['strategy']} on {request['symbol']} {request['timeframe']}, "
-                   f"Bayesian search of {request['n_iterations']} configurations, walk-forward validation")
-        click.echo(f"Watch it in a terminal: {watch}")
-        if self.postgres or self.redis:
-            click.echo("Other trad commands reach these servers with:\n"
-                       f"  export TRAD_DATABASE_URL='{self.settings.database_url}' "
-                       f"TRAD_REDIS_URL='{self.settings.redis_url}'")
+        click.echo(f"Demo job {self.job_id}: {self.url}/#/jobs/{self.job_id}")
+        click.echo(f"  {request['strategy']} on {request['symbol']} {request['timeframe']}: Bayesian search of "
+                   f"{request['n_iterations']:,} configurations, {size};")
+        click.echo(f"  then walk-forward validation of the best {wf['candidates']} "
+                   f"({wf['train_window_days']} + {wf['test_window_days']} day folds).")
+        trad, here = trad_command(), Path.cwd()
+        if self.data_dir == (here / DEMO_DIR).resolve():
+            click.echo(f"In another shell in {here}, trad commands use the demo's servers:")
+        else:
+            click.echo("In another shell, trad commands use the demo's servers with --demo:")
+            trad += f" --demo {self.data_dir}"
+        click.echo(f"  {trad} watch {self.job_id}\n  {trad} jobs")
         click.echo(f"Logs: {self.data_dir / 'logs'}.  Press Ctrl-C to stop everything.")
 
     def wait(self) -> int:
@@ -210,7 +240,7 @@ class Demo:
 
     def stop(self) -> None:
         """Undo start, in reverse; each step runs even if an earlier one failed."""
-        steps = [("jobs", self.stop_jobs), ("web and worker", lambda: stop_children(self.children)),
+        steps = [("the demo's settings file", lambda: remove_demo_file(self.data_dir)), ("jobs", self.stop_jobs), ("web and worker", lambda: stop_children(self.children)),
                  ("database pool", self.db.close if self.db else None),
                  ("Redis", self.redis.stop if self.redis else None),
                  ("PostgreSQL", self.postgres.stop if self.postgres else None)]
@@ -221,7 +251,7 @@ class Demo:
                 step()
             except Exception as exc:  # keep going: the servers must stop whatever else failed
                 reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                click.echo(f"warning: stopping {name}: {reason}", err=True)
+                say(f"warning: stopping {name}: {reason}", err=True)
 
     def stop_jobs(self, timeout: float = JOB_STOP_TIMEOUT) -> None:
         """Ask the demo job and whatever our worker runs to stop; wait until they have."""
@@ -246,31 +276,6 @@ class Demo:
             with self.db.connection() as conn:
                 ids = {i for i in ids if (get_job(conn, i) or {}).get("status") in ("queued", "running")}
             time.sleep(0.2)
-
-
-def load_demo_candles(db: Any) -> str:
-    """Synthetic DEMO-A/B/C and the shipped GOOG sample; returns a one-line summary.
-
-    The synthetic candles are deterministic, so a symbol already holding exactly them is
-    left alone (a re-run starts faster); otherwise, and for GOOG, the candles are upserted.
-    """
-    from trad.data.frames import sample_csv
-    from trad.data.synthetic import synthetic_candles
-    from trad.store.candles import candle_summary, import_csv, import_synthetic
-
-    with db.connection() as conn:
-        stored = {(r["symbol"], r["timeframe"]): r for r in candle_summary(conn)}
-    for symbol, seed in DEMO_SYMBOLS:
-        frame = synthetic_candles(DEMO_CANDLES, seed=seed, timeframe=DEMO_TIMEFRAME)
-        have = stored.get((symbol, DEMO_TIMEFRAME))
-        if have and (have["candles"], have["first"], have["last"]) == (
-                len(frame), frame["timestamp"].iloc[0], frame["timestamp"].iloc[-1]):
-            continue
-        import_synthetic(db, symbol, DEMO_TIMEFRAME, DEMO_CANDLES, seed=seed)
-    symbol, timeframe, name = SAMPLE
-    sample = import_csv(db, sample_csv(name), symbol, timeframe)
-    return (f"{', '.join(s for s, _ in DEMO_SYMBOLS)} {DEMO_TIMEFRAME} ({DEMO_CANDLES:,} each, synthetic), "
-            f"{symbol} {timeframe} ({sample:,})")
 
 
 def wait_for_web(url: str, token: str | None, web: Child, timeout: float = STARTUP_TIMEOUT) -> None:
@@ -309,9 +314,9 @@ def run_demo(data_dir: Path, host: str, port: int, quick: bool, settings: Settin
     finally:
         for s in STOP_SIGNALS:
             signal.signal(s, signal.SIG_IGN)
-        click.echo("\nstopping the demo …")
+        say("\nstopping the demo …")
         demo.stop()
-        click.echo("stopped")
+        say("stopped")
         for s, handler in previous.items():
             signal.signal(s, handler)
         lock.close()

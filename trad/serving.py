@@ -45,7 +45,7 @@ class WebServer(BaseApplication):
         self.options = {
             "bind": f"{settings.host}:{settings.port}",
             "workers": workers,
-            "worker_class": "gevent",
+            "worker_class": "trad.gunicorn_worker.TradGeventWorker",  # gevent, error shape for bad HTTP
             "worker_connections": 20_000,
             "timeout": 60,
             "graceful_timeout": 5,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -109,6 +110,29 @@ CASES = [
     ("train-all: empty symbol list", "post", TRAIN_ALL, {"json": {"symbols": []}}, 422, "VALIDATION_ERROR",
      "symbols"),
     ("train-all: force not a boolean", "post", f"{TRAIN_ALL}?force=maybe", {}, 422, "VALIDATION_ERROR", "force"),
+    ("NUL in job_name", "post", JOBS, {"json": body(job_name="a\x00b")}, 422, "VALIDATION_ERROR", "job_name"),
+    ("line break in job_name", "post", JOBS, {"json": body(job_name="a\nb")}, 422, "VALIDATION_ERROR", "job_name"),
+    ("lone surrogate in job_name", "post", JOBS, {"data": '{"job_name": "a\\ud800"}', "content_type":
+     "application/json"}, 422, "VALIDATION_ERROR", "job_name"),
+    ("train-all: NUL in the template's job_name", "post", TRAIN_ALL, {"json": {"template": {"job_name": "\x00"}}},
+     422, "VALIDATION_ERROR", "template.job_name"),
+    ("start in the year 0 in UTC", "post", JOBS, {"json": body(start="0001-01-01T00:00:00+05:00")}, 422,
+     "VALIDATION_ERROR", "start"),
+    ("end in the year 10000 in UTC", "post", JOBS, {"json": body(end="9999-12-31T23:59:59-05:00")}, 422,
+     "VALIDATION_ERROR", "end"),
+    ("start in the year 1, before the candles", "post", JOBS, {"json": body(start="0001-01-01T00:00:00-05:00")},
+     422, "VALIDATION_ERROR", "start"),
+    ("end in the year 9999, after the candles", "post", JOBS, {"json": body(end="9999-12-31T23:59:59+05:00")},
+     422, "VALIDATION_ERROR", "end"),
+    ("train-all: template start in the year 0", "post", TRAIN_ALL,
+     {"json": {"template": {"start": "0001-01-01T00:00:00+14:00"}}}, 422, "VALIDATION_ERROR", "template.start"),
+    ("a range of 2 candles", "post", JOBS, {"json": body(start="2024-01-01T00:00:00Z", end="2024-01-01T00:05:00Z")},
+     422, "VALIDATION_ERROR", "end"),
+    ("a range shorter than the slowest window", "post", JOBS,
+     {"json": body(param_space={"fast": 10, "slow": 200}, start="2024-01-01T00:00:00Z", end="2024-01-01T12:00:00Z")},
+     422, "VALIDATION_ERROR", "start"),
+    ("a range from start to the last candle, too short", "post", JOBS, {"json": body(start="2024-01-11T09:00:00Z")},
+     422, "VALIDATION_ERROR", "start"),
 ]
 
 
@@ -140,3 +164,33 @@ def test_bad_input(client, db, jobs_in_states, name, method, url, kwargs, status
     with db.cursor() as cur:
         cur.execute("SELECT count(*) AS n FROM training_jobs")
         assert cur.fetchone()["n"] == jobs_before, "a rejected request left a job behind"
+
+
+def deep(depth: int, kind: str) -> str:
+    return "[" * depth + "]" * depth if kind == "array" else '{"a": ' * depth + "1" + "}" * depth
+
+
+def test_json_nested_too_deep_is_400_on_every_post_route(client, app, jobs_in_states):
+    posts = [rule.rule.replace("<int:job_id>", "1") for rule in app.url_map.iter_rules()
+             if "POST" in rule.methods and rule.rule.startswith("/api/")]
+    assert {JOBS, TRAIN_ALL, f"{JOBS}/1/stop", f"{JOBS}/1/resume", "/api/v1/training/cancel"} <= set(posts)
+    for url in posts:
+        for kind in ("array", "object"):
+            for depth in (33, 1000, 100_000):
+                response = client.post(url, data=deep(depth, kind), content_type="application/json")
+                assert_error(response, 400, "BAD_JSON", "body")
+            shallow = client.post(url, data=deep(32, kind), content_type="application/json")
+            assert shallow.status_code < 500 and "BAD_JSON" not in shallow.get_data(as_text=True), url
+
+
+@pytest.mark.parametrize("fields, needed", [({}, 100), ({"param_space": {"fast": 10, "slow": 200}}, 202)],
+                         ids=["the workflow's minimum", "the warm-up of slow=200, a signal and its fill"])
+def test_the_shortest_range_accepted_holds_one_backtest(client, candles_of, fields, needed):
+    candles_of("SYN", 3_000)  # 5-minute candles from 2024-01-01T00:00Z
+
+    def post(candles: int):
+        end = (datetime(2024, 1, 1, tzinfo=timezone.utc) + timedelta(minutes=5 * (candles - 1))).isoformat()
+        return client.post(JOBS, json=body(start="2024-01-01T00:00:00Z", end=end, **fields))
+
+    assert_error(post(needed - 1), 422, "VALIDATION_ERROR", "start")
+    assert post(needed).status_code == 201

@@ -108,12 +108,12 @@ def test_the_default_timeframe_is_the_one_most_symbols_have():
     assert choose_timeframe(summary, ["Z"]) is None
 
 
-def test_metric_series_keep_a_running_best_over_valid_scores():
-    rows = [{"iteration": i, "score": s, "valid": v, "params": {"x": i}, "duration_ms": 1.0}
-            for i, s, v in [(1, None, False), (2, 0.5, True), (3, 0.2, True), (4, 9.0, False), (5, 0.7, True)]]
+def test_metric_series_are_the_page_rows_as_columns():
+    rows = [{"iteration": i, "score": s, "valid": v, "params": {"x": i}, "duration_ms": 1.0, "best_score": b}
+            for i, s, v, b in [(1, None, False, None), (2, 0.5, True, 0.5), (4, 9.0, False, 0.5)]]
     series = metric_series(rows)
-    assert series["best_score"] == [None, 0.5, 0.5, 0.5, 0.7]
-    assert series["iterations"] == [1, 2, 3, 4, 5] and series["valid"] == [False, True, True, False, True]
+    assert series["iterations"] == [1, 2, 4] and series["valid"] == [False, True, False]
+    assert series["best_score"] == [None, 0.5, 0.5] and series["params"][2] == {"x": 4}
     assert metric_series([])["best_score"] == []
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import io
 
 import pandas as pd
@@ -134,3 +135,57 @@ def test_a_row_with_extra_fields_is_named_by_its_line_never_shifted(lines, line)
 def test_a_trailing_comma_on_every_line_is_fine(lines):
     frame = parse("\n".join(lines))
     assert len(frame) == 5 and frame["volume"].tolist() == [10.0] * 5
+
+
+# Encodings and the edges of time.
+
+ROWS = "timestamp,open,high,low,close,volume\n1700000000,1,2,0.5,1.5,10\n"
+
+
+@pytest.mark.parametrize("data", [ROWS.encode("utf-8-sig"), ROWS.encode("utf-16"), ROWS.encode("utf-16-be"),
+                                  codecs.BOM_UTF16_BE + ROWS.encode("utf-16-be")],
+                         ids=["UTF-8 with BOM", "UTF-16 with BOM", "UTF-16 without BOM", "UTF-16BE with BOM"])
+def test_utf8_and_utf16_with_its_byte_order_mark_are_read_other_encodings_named(data):
+    if data.startswith((codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        assert len(read_candles_csv(io.BytesIO(data))) == 1
+    else:
+        with pytest.raises(InvalidInput, match=r"^line 1: holds NUL characters .*save the file as UTF-8"):
+            read_candles_csv(io.BytesIO(data))
+
+
+def test_a_latin1_byte_is_named_by_its_line():
+    data = (ROWS + "1700000300,1,2,0.5,1.5,10\n# café\n").encode("latin-1")
+    with pytest.raises(InvalidInput, match=r"^line 4: byte 0xe9 is not UTF-8 text"):
+        read_candles_csv(io.BytesIO(data))
+
+
+@pytest.mark.parametrize("first, stamp", [("2020-01-01", "0001-01-01T00:00:00+05:00"),
+                                          ("2020-01-01", "9999-12-31T23:59:59-05:00"),
+                                          ("-62135596800", "-99999999999"), ("1", "-62135596801")])
+def test_a_time_outside_the_years_1_to_9999_in_utc_is_named_by_its_line(first, stamp):
+    with pytest.raises(InvalidInput, match=r"^line 3: timestamp .* lies outside the years 1 to 9999 in UTC"):
+        parse(f"time,open,high,low,close,volume\n{first},1,2,0.5,1.5,10\n{stamp},1,2,0.5,1.5,10\n")
+
+
+def test_the_first_and_last_moments_of_the_years_1_to_9999_are_read():
+    dates = parse("time,open,high,low,close,volume\n0001-01-01T00:00:00-05:00,1,2,0.5,1.5,10\n"
+                  "9999-12-31T23:59:59+05:00,1,2,0.5,1.5,10\n")
+    unix = parse("time,open,high,low,close,volume\n-62135596800,1,2,0.5,1.5,10\n")
+    assert dates["timestamp"].dt.year.tolist() == [1, 9999] and unix["timestamp"].dt.year.tolist() == [1]
+
+
+def test_the_cli_names_a_bad_file_in_one_line_and_exits_2(env, clean_db, tmp_path):
+    from tests.test_cli import trad
+
+    files = {"latin1.csv": (ROWS + "# café\n").encode("latin-1"), "utf16.csv": ROWS.encode("utf-16-le"),
+             "year0.csv": ROWS.replace("1700000000", "0001-01-01T00:00:00+05:00").encode(),
+             "year10000.csv": ROWS.replace("1700000000", "9999-12-31T23:59:59-05:00").encode(),
+             "ancient.csv": ROWS.replace("1700000000", "-99999999999").encode()}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+        result = trad(env, "data", "import", str(tmp_path / name), "--symbol", "EDGE", "--timeframe", "5m")
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, (name, result.stderr)
+        assert result.stderr.startswith("error: line ") and "Traceback" not in result.stderr, name
+    synth = trad(env, "data", "synth", "--symbol", "EDGE", "--candles", "10", "--start", "9999-12-31T23:30:00")
+    assert synth.returncode == 2 and synth.stderr.count("\n") == 1 and "years 1 to 9999" in synth.stderr
+    assert trad(env, "data", "list").stdout.count("EDGE") == 0

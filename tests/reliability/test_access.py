@@ -289,3 +289,109 @@ def test_the_web_server_binds_where_trad_host_says(env):
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
     finally:
         stop_serve(process)
+
+
+# Malformed HTTP: gunicorn answers it before the app, and used to log the raw request line.
+
+MALFORMED = [  # (request bytes with the token where gunicorn's parser stops, expected status)
+    (b"GET %s?token=%s HTTP/1.1 junk\r\nHost: t\r\n\r\n", 400),
+    (b"GET %s?token=%s HTTP/9.9\r\nHost: t\r\n\r\n", 400),
+    (b"G\x00T %s?token=%s HTTP/1.1\r\nHost: t\r\n\r\n", 400),
+    (b"GET %s?token=%s HTTP/1.1\r\nHost: t\r\nBad Header: Bearer %s\r\n\r\n", 400),
+    (b"GET %s?token=%s HTTP/1.1\r\nHost: t\r\nX-Folded: a\r\n Bearer %s\r\n\r\n", 400),
+    (b"GET %s?token=%s&pad=" + b"x" * 5000 + b" HTTP/1.1\r\nHost: t\r\n\r\n", 414),
+    (b"GET %s?token=%s HTTP/1.1\r\nHost: t\r\n" + b"X-Pad: y\r\n" * 200 + b"\r\n", 431),
+    (b"POST %s?token=%s HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json"
+     b"\r\n\r\nzz%s\r\n", 400),
+    (b"POST %s?token=%s HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, %s\r\n\r\n", 400),
+]
+
+
+def exchange(port: int, raw: bytes) -> tuple[int, dict, str]:
+    """Send raw bytes, read the whole answer (the server closes); status, headers, body."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(raw)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:])}
+    return int(lines[0].split()[1]), headers, body.decode()
+
+
+def test_malformed_http_is_answered_in_the_error_shape_and_never_logs_the_token(env, clean_db):
+    from tests.reliability.test_bad_input import error_shape_problem
+
+    process, port, log = start_serve({**env, "TRAD_API_TOKEN": TOKEN}, "--access-log")
+    try:
+        for template, status in MALFORMED:
+            raw = template.replace(b"%s", JOBS.encode(), 1).replace(b"%s", TOKEN.encode())
+            answered, headers, body = exchange(port, raw)
+            assert answered == status, (raw[:80], answered, body)
+            assert error_shape_problem(answered, headers.get("x-trace-id"), body) is None, body
+            assert TOKEN not in body
+    finally:
+        stop_serve(process)
+    output = log.read_text()
+    assert output.count("invalid request from 127.0.0.1") >= len(MALFORMED) - 1  # the bad chunk is the app's 400
+    assert TOKEN not in output and TOKEN[4:20] not in output
+
+
+# Cross-origin state changes: the cookie (or, with no token, nothing) goes with a form POST from
+# another port or a sibling subdomain; those are refused, the dashboard's own requests are not.
+
+FOREIGN = [{"Origin": "http://localhost:9999"}, {"Origin": "http://evil.localhost"}, {"Origin": "null"},
+           {"Sec-Fetch-Site": "same-site"}, {"Sec-Fetch-Site": "cross-site"},
+           {"Sec-Fetch-Site": "same-site", "Origin": "http://localhost"}]
+OWN = [{"Sec-Fetch-Site": "same-origin"}, {"Origin": "http://localhost"}, {}]  # {}: curl, no page
+
+
+def state_changes(client, job_id: int) -> list[tuple[str, str]]:
+    return [("POST", f"{JOBS}/{job_id}/stop"), ("POST", f"{JOBS}/{job_id}/resume"), ("DELETE", f"{JOBS}/{job_id}"),
+            ("POST", "/api/v1/training/cancel"), ("POST", JOBS)]
+
+
+def test_a_state_change_from_another_origin_with_the_cookie_is_refused(guarded_app, make_job, clean_db):
+    client = guarded_app.test_client()
+    client.set_cookie("trad_token", TOKEN)
+    job = make_job(status="running")
+    for method, url in state_changes(client, job["id"]):
+        for headers in FOREIGN:
+            response = client.open(url, method=method, headers=headers, json={})
+            assert_error(response, 403, "FORBIDDEN")
+    row = client.get(f"{JOBS}/{job['id']}").get_json()
+    assert (row["status"], row["cancel_requested"]) == ("running", False)  # nothing happened to it
+    with_bearer = client.post(f"{JOBS}/{job['id']}/stop", headers={"Authorization": f"Bearer {TOKEN}",
+                                                                    "Sec-Fetch-Site": "cross-site"})
+    assert with_bearer.status_code == 200 and with_bearer.get_json()["cancel_requested"] is True
+    for headers in OWN:
+        resumable = make_job(status="stopped")
+        assert client.post(f"{JOBS}/{resumable['id']}/resume", headers=headers).status_code == 200, headers
+        assert client.delete(f"{JOBS}/{resumable['id']}", headers=headers).status_code == 204, headers
+
+
+def test_without_a_token_a_page_of_another_origin_changes_nothing_either(app, make_job, clean_db):
+    client = app.test_client()
+    job = make_job(status="stopped")
+    for headers in FOREIGN:
+        assert_error(client.delete(f"{JOBS}/{job['id']}", headers=headers), 403, "FORBIDDEN")
+    assert client.delete(f"{JOBS}/{job['id']}", headers={"Sec-Fetch-Site": "same-origin"}).status_code == 204
+
+
+def test_rq_dashboards_requeue_and_delete_refuse_other_origins(guarded_app, make_job, clean_db, settings, redis):
+    client = guarded_app.test_client()
+    client.set_cookie("trad_token", TOKEN)
+    job = make_job()
+    run = enqueue_run(redis, settings, job["id"], new_run_id(job["id"]))
+    requeue_all = f"/rq/requeue/{settings.queue}"
+    for headers in [*FOREIGN, {}]:  # a GET carries no Origin: without Sec-Fetch-Site it proves nothing
+        assert_error(client.get(requeue_all, headers=headers), 403, "FORBIDDEN")
+    assert client.get(requeue_all, headers={"Sec-Fetch-Site": "same-origin"}).status_code == 200
+    for headers in FOREIGN:
+        for url in (f"/rq/job/{run.id}/delete", f"/rq/job/{run.id}/requeue", f"/rq/queue/{settings.queue}/compact",
+                    f"/rq/queue/{settings.queue}/queued/empty", requeue_all):
+            assert_error(client.post(url, headers=headers), 403, "FORBIDDEN")
+    assert run.exists(run.id, connection=redis)
+    assert client.post(f"/rq/job/{run.id}/delete", headers={"Sec-Fetch-Site": "same-origin"}).get_json() == \
+        {"status": "OK"}

@@ -1,9 +1,11 @@
 """Bad input of every kind gets a 4xx in the error shape, never a 5xx: requests generated from
 /openapi.json by schemathesis against a real `trad serve`, arbitrary JSON through the job request
-model and the API, corrupted CSV files through the importer, oversized bodies, page sizes.
+model and the API, corrupted CSV files through the importer, oversized bodies, page sizes,
+rq-dashboard's URLs with fuzzed parts against a real `trad serve`.
 
-Elsewhere already: 60 hand-written bad requests, each with its status, code and field
-(tests/api/test_bad_input.py), and arbitrary text through the CSV reader (tests/data/test_importer.py).
+Elsewhere already: 72 hand-written bad requests, each with its status, code and field
+(tests/api/test_bad_input.py), arbitrary text through the CSV reader (tests/data/test_importer.py),
+and malformed HTTP (tests/reliability/test_access.py).
 """
 
 from __future__ import annotations
@@ -153,7 +155,7 @@ def near_valid_requests(draw) -> object:
     return body
 
 
-CANDLES_OF_SYN = [{"timeframe": "5m", "first": pd.Timestamp("2024-01-01", tz="UTC").to_pydatetime(),
+CANDLES_OF_SYN = [{"timeframe": "5m", "candles": 17_281, "first": pd.Timestamp("2024-01-01", tz="UTC").to_pydatetime(),
                    "last": pd.Timestamp("2024-03-01", tz="UTC").to_pydatetime()}]
 
 
@@ -428,3 +430,67 @@ def test_page_sizes_and_pages_out_of_range_are_rejected(web, make_job, clean_db,
     assert largest.status_code == 200 and largest.json()["meta"]["page_size"] == MAX_PAGE_SIZE
     last = requests.get(f"{web.url}{path}", params={"page": 1_000_000}, timeout=10).json()
     assert (last.get("items", last.get("logs")), last["meta"]["page"]) == ([], 1_000_000)
+
+
+# rq-dashboard's routes, fuzzed against a real server: every answer below 500, errors in the shape.
+
+RQ_REGISTRY_NAMES = ["queued", "started", "finished", "failed", "deferred", "scheduled", "canceled"]
+FUZZ_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=24)
+NUMBERS = st.one_of(st.integers(0, 3), st.integers(-5, 2**80).map(str), st.sampled_from(["x", "1.5", "0x1", "١"]),
+                    FUZZ_TEXT)
+
+
+def rq_values(queue: str, run_ids: list[str]) -> dict:
+    """A strategy per URL variable of rq-dashboard's routes. Queue names are this session's or
+    start with `fuzz-`: rq-dashboard empties and requeues queues, and Redis is shared."""
+    valid_mostly = lambda good, bad: st.one_of(good, good, bad)  # noqa: E731  (so later parts get checked too)
+    return {"instance_number": valid_mostly(st.just(0), st.one_of(st.integers(1, 2), st.integers(2**31, 2**80))),
+            "job_id": st.one_of(st.sampled_from(run_ids + ["nope", "a:b", "x" * 300]), FUZZ_TEXT),
+            "registry_name": valid_mostly(st.sampled_from(RQ_REGISTRY_NAMES), FUZZ_TEXT),
+            "queue_name": st.one_of(st.just(queue), FUZZ_TEXT.map(lambda t: f"fuzz-{t}")),
+            "per_page": NUMBERS, "page": NUMBERS, "order": st.one_of(st.sampled_from(["asc", "dsc"]), FUZZ_TEXT),
+            "filename": st.sampled_from(["css/bootstrap.min.css", "../../etc/passwd", "nope.js"])}
+
+
+def test_rq_dashboard_urls_fuzzed_get_no_5xx_and_errors_in_shape(app, web, make_job, clean_db, redis, settings):
+    from urllib.parse import quote
+
+    from trad.jobs.queue import enqueue_run, new_run_id
+
+    run_ids = [enqueue_run(redis, settings, job["id"], new_run_id(job["id"])).id for job in (make_job(), make_job())]
+    rules = [(rule, method) for rule in app.url_map.iter_rules() if rule.rule.startswith("/rq")
+             for method in sorted(rule.methods - {"HEAD", "OPTIONS"})]
+    values = rq_values(settings.queue, run_ids)
+    session, statuses, problems = requests.Session(), Counter(), []
+
+    @hsettings(max_examples=300, derandomize=True, **HYPOTHESIS)
+    @given(st.sampled_from(rules), st.data())
+    def send(rule_and_method, data):
+        rule, method = rule_and_method
+        url = rule.rule
+        for name in rule.arguments:
+            value = quote(str(data.draw(values[name], label=name)), safe="")
+            url = re.sub(r"<(?:[a-z]+:)?%s>" % name, value or "%20", url)
+        response = session.request(method, f"{web.url}{url}", timeout=15, headers={"Sec-Fetch-Site": "same-origin"})
+        statuses[response.status_code] += 1
+        problem = error_shape_problem(response.status_code, response.headers.get("X-Trace-Id"), response.text)
+        if problem:
+            problems.append(f"{method} {url} → {problem}")
+
+    try:
+        send()
+    finally:
+        session.close()
+        training_queue(redis, settings).empty()
+    assert problems == [], "\n".join(problems[:20])
+    assert statuses[404] >= 20 and statuses[200] >= 20 and sum(statuses.values()) == 300, statuses
+    q = settings.queue
+    for url, status in [(f"/rq/0/data/jobs/{q}/finished/10/asc/x.json", 422),
+                        (f"/rq/0/data/jobs/{q}/failed/0/asc/1.json", 422),
+                        (f"/rq/0/data/jobs/{q}/failed/10/up/1.json", 422),
+                        (f"/rq/0/data/jobs/{q}/nope/10/asc/1.json", 404), (f"/rq/{2**70}/data/queues.json", 404),
+                        ("/rq/0/view/job/%00", 404), ("/rq/0/data/job/a:b.json", 404),
+                        (f"/rq/0/data/jobs/{q}/failed/10/dsc/1.json", 200)]:
+        response = requests.get(f"{web.url}{url}", timeout=10)
+        assert response.status_code == status, (url, response.text[:300])
+        assert error_shape_problem(status, response.headers.get("X-Trace-Id"), response.text) is None

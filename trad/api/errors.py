@@ -6,8 +6,9 @@
 InvalidInput → 422, NotFound (and an unknown RQ job under /rq) → 404, Conflict (and an RQ
 operation the job's state forbids) → 409, ServiceUnavailable (and a lost PostgreSQL or Redis
 connection) → 503, problems of the HTTP request itself (bad JSON, a missing token, a body
-over the size limit, an unknown route) → their 4xx, anything else → 500 with only the trace
-id: the traceback goes to the log, never into a response.
+over the size limit or with broken chunks, an unknown route) → their 4xx, anything else →
+500 with only the trace id: the traceback goes to the log, never into a response. (HTTP that
+gunicorn cannot parse never reaches the app: trad.gunicorn_worker answers it in this shape.)
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import uuid
 from typing import Any, Iterable, Mapping
 
 from flask import Response, g, jsonify, request
+from gunicorn.http.errors import NoMoreData, ParseException
 from pydantic import BaseModel, ValidationError
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from werkzeug.exceptions import HTTPException
@@ -76,6 +78,9 @@ def handle_error(exc: Exception) -> Response:
             return error_response(status, exc.code, exc.message, exc.details)
     if isinstance(exc, ValidationError):
         return validation_error_response(exc)
+    if isinstance(exc, (ParseException, NoMoreData)):  # gunicorn reading a broken or cut-off chunked body
+        kind = "cut off" if isinstance(exc, NoMoreData) else "malformed"
+        return error_response(400, "BAD_REQUEST", f"the request body is {kind} ({type(exc).__name__})")
     if isinstance(exc, NoSuchJobError):  # rq-dashboard asked for a run Redis does not hold
         return error_response(404, NotFound.code, f"no such RQ job: {str(exc).removeprefix('No such job: ')}")
     if isinstance(exc, InvalidJobOperation):  # rq-dashboard: e.g. requeue a run that has not failed

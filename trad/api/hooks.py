@@ -1,26 +1,40 @@
-"""What every request passes through: a trace id, the access token, a well-formed JSON body."""
+"""What every request passes through: a trace id, the access token, a same-origin check for state
+changes, well-formed rq-dashboard arguments, a well-formed JSON body."""
 
 from __future__ import annotations
 
 import hmac
 import json
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from flask import Flask, Response, current_app, g, request
+from rq import Queue
+from rq.job import JOB_ID_PATTERN
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from trad.api.errors import RequestError, trace_id
 from trad.api.services import services
+from trad.errors import InvalidInput, NotFound
 
 TOKEN_COOKIE = "trad_token"
 TOKEN_QUERY = "token"  # for EventSource, which cannot send headers
 BODY_METHODS = ("POST", "PUT", "PATCH")
+MAX_JSON_DEPTH = 32  # a job request nests 4 deep; json.loads itself recurses (RecursionError near 1,000)
+TOO_DEEP = object()
+STATE_CHANGING_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+STATE_CHANGING_GETS = frozenset({"rq_dashboard.requeue_all"})  # requeues every failed run of a queue
+SAME_ORIGIN_SITES = ("same-origin", "none")  # Sec-Fetch-Site of the page's own requests, or typed by the user
+RQ_REGISTRIES = ("queued", "started", "finished", "failed", "deferred", "scheduled", "canceled")
+RQ_ORDERS = ("asc", "dsc")
+RQ_PAGE_LIMITS = {"page": 1_000_000, "per_page": 1_000}
 
 
 def install(app: Flask) -> None:
     """Register the hooks in the order they must run."""
     app.before_request(begin_request)
     app.before_request(check_token)
+    app.before_request(check_same_origin)
+    app.before_request(check_rq_arguments)
     app.before_request(check_json_body)
     app.after_request(end_request)
 
@@ -64,6 +78,66 @@ def check_token() -> None:
                            headers={"WWW-Authenticate": 'Bearer realm="trad"'})
 
 
+def check_same_origin() -> None:
+    """403 for a state change a page of another origin made a browser send.
+
+    The browser sends the `trad_token` cookie (or, with no token set, nothing is needed) with
+    requests from any page of the same site: another port or a sibling subdomain, which SameSite
+    does not tell apart. A browser names where a request comes from: Sec-Fetch-Site, or else
+    Origin. A request with an Authorization header passes: no other origin can make a browser
+    send one without CORS permission, and trad grants none. A request naming neither (curl, a
+    script) comes from no page and passes, except the GET that requeues rq-dashboard's failed
+    runs: a GET carries no Origin, so only Sec-Fetch-Site can clear it.
+    """
+    changes_state = request.method in STATE_CHANGING_METHODS or request.endpoint in STATE_CHANGING_GETS
+    if not changes_state or "Authorization" in request.headers:
+        return
+    site, origin = request.headers.get("Sec-Fetch-Site"), request.headers.get("Origin")
+    if site is not None:
+        allowed = site.lower() in SAME_ORIGIN_SITES
+    elif origin is not None:
+        allowed = _origin_host(origin) == request.host.lower()
+    else:
+        allowed = request.method != "GET"
+    if not allowed:
+        raise RequestError(403, "FORBIDDEN", "a state change from another origin is refused: send it from "
+                                             "this server's own pages or with an Authorization header")
+
+
+def _origin_host(origin: str) -> str | None:
+    """host[:port] of an Origin header; None for `null` or anything unparseable."""
+    try:
+        parts = urlsplit(origin.strip())
+    except ValueError:
+        return None
+    return parts.netloc.lower() if parts.scheme in ("http", "https") and parts.netloc else None
+
+
+def check_rq_arguments() -> None:
+    """rq-dashboard uses its URL's parts as they come: 404 for an instance, registry or job id that
+    cannot exist, 422 for a page, page size or order that is not one."""
+    if request.blueprint != "rq_dashboard" or not request.view_args:
+        return
+    args = request.view_args
+    instance = args.get("instance_number")
+    instances = current_app.config.get("RQ_DASHBOARD_REDIS_URL") or ()
+    if instance is not None and instance >= len(instances):
+        raise NotFound(f"no RQ instance {instance}: this server has {len(instances)} (numbered from 0)")
+    if "job_id" in args and not JOB_ID_PATTERN.fullmatch(args["job_id"]):
+        raise NotFound(f"no such RQ job: {args['job_id']!r} (an id is letters, digits, _ and -)")
+    if args.get("registry_name", "queued") not in RQ_REGISTRIES:
+        raise NotFound(f"no RQ registry {args['registry_name']!r}; one of {', '.join(RQ_REGISTRIES)}")
+    for name, highest in RQ_PAGE_LIMITS.items():
+        value = str(args.get(name, 1))
+        if not (value.isascii() and value.isdigit() and 1 <= int(value) <= highest):
+            raise InvalidInput.field(name, f"must be a whole number from 1 to {highest:,}, got {value!r}")
+    if args.get("order", "asc") not in RQ_ORDERS:
+        raise InvalidInput.field("order", f"must be one of {', '.join(RQ_ORDERS)}, got {args['order']!r}")
+    if request.endpoint == "rq_dashboard.compact_queue" and not Queue(args["queue_name"],
+                                                                      connection=current_app.redis_conn).count:
+        raise NotFound(f"RQ queue {args['queue_name']!r} holds no jobs to compact")  # rq's RENAME would fail
+
+
 def check_json_body() -> None:
     """A body sent to the API must be JSON that parses: 415 for another type, 400 BAD_JSON otherwise."""
     if request.method not in BODY_METHODS or not is_protected(request.path) or request.path.startswith("/rq"):
@@ -80,7 +154,24 @@ def check_json_body() -> None:
         raise RequestError(415, "UNSUPPORTED_MEDIA_TYPE",
                            f"send the body as JSON (Content-Type: application/json), not {request.mimetype or 'untyped'}")
     try:
-        json.loads(data)
+        body = json.loads(data)
+    except RecursionError:
+        body = TOO_DEEP  # deeper than the interpreter's stack: certainly deeper than the limit
     except ValueError as exc:
         raise RequestError(400, "BAD_JSON", f"the request body is not valid JSON: {exc}",
                            [{"field": "body", "issue": str(exc)}]) from None
+    if body is TOO_DEEP or json_depth(body) > MAX_JSON_DEPTH:
+        issue = f"nested deeper than {MAX_JSON_DEPTH} levels"
+        raise RequestError(400, "BAD_JSON", f"the request body is {issue}", [{"field": "body", "issue": issue}])
+
+
+def json_depth(value: object) -> int:
+    """How deep arrays and objects nest in a parsed JSON value (a scalar is 0), without recursion."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        value, depth = todo.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+        if children is not None:
+            deepest = max(deepest, depth)
+            todo.extend((child, depth + 1) for child in children)
+    return deepest

@@ -8,14 +8,14 @@ from typing import Any, Iterable, Mapping
 from flask_openapi3 import APIBlueprint, Tag
 
 from trad.api.schemas import (COMMON_ERRORS, JobListQuery, JobPage, JobPath, JobProgress, JobRow, LogPage, LogQuery,
-                              MetricSeries, errors, shaped)
+                              MetricQuery, MetricSeries, errors, shaped)
 from trad.api.services import services
 from trad.errors import NotFound
 from trad.jobs import control
 from trad.jobs.requests import JobRequest
 from trad.store import jobs as job_store
 from trad.store.logs import count_logs, job_logs
-from trad.store.metrics import job_metrics
+from trad.store.metrics import metric_page, metric_state
 from trad.store.progress import job_progress
 
 SECURITY = [{"bearer": []}]
@@ -30,20 +30,13 @@ def page_meta(page: int, page_size: int, total: int) -> dict[str, int]:
 
 
 def metric_series(rows: Iterable[Mapping[str, Any]]) -> dict[str, list]:
-    """Chart series of a job's evaluations; `best_score` is the running best of the valid scores."""
-    series: dict[str, list] = {"iterations": [], "score": [], "best_score": [], "params": [], "valid": [],
-                               "duration_ms": []}
-    best = None
+    """Chart series of a page of a job's evaluations (rows of `metric_page`, with their running best)."""
+    keys = {"iterations": "iteration", "score": "score", "best_score": "best_score", "params": "params",
+            "valid": "valid", "duration_ms": "duration_ms"}
+    series: dict[str, list] = {name: [] for name in keys}
     for row in rows:
-        score = row["score"]
-        if row["valid"] and score is not None and math.isfinite(score) and (best is None or score > best):
-            best = score
-        series["iterations"].append(row["iteration"])
-        series["score"].append(score)
-        series["best_score"].append(best)
-        series["params"].append(row["params"])
-        series["valid"].append(bool(row["valid"]))
-        series["duration_ms"].append(row["duration_ms"])
+        for name, column in keys.items():
+            series[name].append(row[column])
     return series
 
 
@@ -114,10 +107,18 @@ def get_logs(path: JobPath, query: LogQuery):
 
 
 @bp.get("/<int:job_id>/metrics", responses={200: MetricSeries, **errors(404)})
-def get_metrics(path: JobPath):
-    """Series for charts: score and running best score per iteration, with the parameters tried."""
-    db = services().db
-    control.get_job_or_404(db, path.job_id)
-    with db.connection() as conn:
-        rows = job_metrics(conn, path.job_id)
-    return shaped(MetricSeries, metric_series(rows))
+def get_metrics(path: JobPath, query: MetricQuery):
+    """Series for charts: score and running best score per iteration, with the parameters tried.
+
+    All of them by default; `?after_iteration=N` only those after N (pass the last answer's
+    `meta.complete_through` to fetch only what is new); `?limit=100` the latest 100 and
+    `&offset=100` the 100 before them.
+    """
+    with services().db.connection() as conn:
+        state = metric_state(conn, path.job_id)  # read before the page: a page newer than the state is safe
+        if state is None:
+            raise NotFound(f"training job {path.job_id} does not exist")
+        rows = metric_page(conn, path.job_id, after_iteration=query.after_iteration, limit=query.limit,
+                           offset=query.offset)
+    meta = {"total": state["total"], "complete_through": state["unbroken_through"]}
+    return shaped(MetricSeries, {**metric_series(rows), "meta": meta})

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from trad.jobs.requests import JobRequest, OptimizerName, Strict, Symbol, Timeframe
@@ -17,6 +17,7 @@ from trad.training.batch import DEFAULT_OPTIMIZER, DEFAULT_STRATEGY
 
 MAX_JOB_ID = 2**63 - 1
 MAX_PAGE_SIZE = 200
+MAX_METRICS_PAGE = 10_000
 JobStatus = Literal["queued", "running", "succeeded", "failed", "stopped"]
 SymbolName = Annotated[str, Symbol]
 
@@ -71,6 +72,24 @@ class JobListQuery(PageQuery):
 
 class LogQuery(PageQuery):
     page_size: int = Field(default=100, ge=1, le=MAX_PAGE_SIZE)
+
+
+class MetricQuery(BaseModel):
+    """Which evaluations of a job: all, those after an iteration, or a page counted from the newest."""
+
+    after_iteration: int | None = Field(default=None, ge=0, le=2**31 - 1,
+                                        description="only iterations after this one (the first `limit` of them)")
+    limit: int | None = Field(default=None, ge=1, le=MAX_METRICS_PAGE,
+                              description="at most this many: the latest ones, in iteration order")
+    offset: int = Field(default=0, ge=0, le=10_000_000, description="skip this many of the newest first")
+
+    @field_validator("offset")
+    @classmethod
+    def _one_direction(cls, offset: int, info: ValidationInfo) -> int:
+        if offset and info.data.get("after_iteration") is not None:
+            raise ValueError("counts back from the newest; with after_iteration, page forward by passing "
+                             "the last iteration you got")
+        return offset
 
 
 class TrainAllQuery(BaseModel):
@@ -205,6 +224,13 @@ class LogPage(BaseModel):
     meta: PageMeta
 
 
+class MetricMeta(BaseModel):
+    total: int = Field(description="evaluations the job has recorded")
+    complete_through: int = Field(description="iterations 1 to this one are all recorded: pass it as "
+                                              "after_iteration to fetch only what is new (an iteration "
+                                              "still to come — running, or a gap a resume fills — is above it)")
+
+
 class MetricSeries(BaseModel):
     """One entry per evaluated configuration, by iteration: the chart series of a job."""
 
@@ -214,6 +240,7 @@ class MetricSeries(BaseModel):
     params: list[dict[str, Any]]
     valid: list[bool]
     duration_ms: list[float | None]
+    meta: MetricMeta
 
 
 # Batch training

@@ -3,11 +3,13 @@
 Accepted: a header row or none (then the columns are timestamp, open, high, low, close,
 volume); common column names (`Date`, `time`, `Open`, `o`, `Vol`, an unnamed first
 column …); timestamps as Unix seconds, milliseconds, microseconds or ISO 8601 text
-(naive times are UTC). Every row is checked before anything is written.
+(naive times are UTC) in the years 1–9999 in UTC; UTF-8 text, or UTF-16 with its byte-order
+mark. Every row is checked before anything is written.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
@@ -106,11 +108,32 @@ def _parser_error_line(message: str) -> str:
 def _read_text(source: str | Path | IO[str]) -> str:
     if hasattr(source, "read"):
         data = source.read()
-        return data.decode("utf-8-sig") if isinstance(data, bytes) else data.lstrip("\ufeff")
+        return _decode(data) if isinstance(data, bytes) else data.lstrip("\ufeff")
     path = Path(source)
     if not path.is_file():
         raise InvalidInput.field("file", f"no such file: {path}")
-    return path.read_text(encoding="utf-8-sig")
+    return _decode(path.read_bytes())
+
+
+def _decode(data: bytes) -> str:
+    """UTF-8 text (with or without a byte-order mark), or UTF-16 with its byte-order mark (what
+    spreadsheets save as "Unicode text"); any other encoding is an error naming its first bad line."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise InvalidInput.field("file", "starts like UTF-16 text but is not; save it as UTF-8") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise _located(f"line {line}", f"byte 0x{data[exc.start]:02x} is not UTF-8 text (Latin-1 or another "
+                                       f"encoding?); save the file as UTF-8") from None
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise _located(f"line {line}", "holds NUL characters (UTF-16 without a byte-order mark?); "
+                                       "save the file as UTF-8")
+    return text
 
 
 def _looks_like_header(line: str) -> bool:
@@ -164,6 +187,8 @@ def _parse_rows(frame: pd.DataFrame) -> pd.DataFrame:
         _fail_on(off_unit, frame, "timestamp",
                  f"is not in the unit of the file's other Unix times ({UNIT_NAMES[unit]})")
     _fail_on(out["timestamp"].isna(), frame, "timestamp", "is not a Unix time or an ISO 8601 date")
+    _fail_on((out["timestamp"] < EARLIEST) | (out["timestamp"] > LATEST), frame, "timestamp",
+             "lies outside the years 1 to 9999 in UTC")
     for column in COLUMNS[1:]:
         values = pd.to_numeric(frame[column].str.strip(), errors="coerce")
         _fail_on(values.isna() | ~np.isfinite(values), frame, column, "is not a number")
@@ -207,6 +232,8 @@ def parse_timestamps(values: pd.Series) -> tuple[pd.Series, str | None, pd.Serie
     return parsed.where(~numeric), None, pd.Series(False, index=values.index)
 
 
+EARLIEST = pd.Timestamp("0001-01-01T00:00:00Z")  # what PostgreSQL and Python datetimes share
+LATEST = pd.Timestamp("9999-12-31T23:59:59.999999Z")
 EPOCH_UNITS = ("s", "ms", "us", "ns")
 UNIT_NAMES = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}
 _UNIT_BOUNDS = (1e11, 1e14, 1e17)  # below 1e11 seconds reach the year 5138

@@ -8,6 +8,7 @@ queued rows again).
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 import redis as redis_lib
@@ -18,7 +19,7 @@ from trad.errors import Conflict, NotFound, ServiceUnavailable
 from trad.jobs.queue import REDIS_ERRORS, enqueue_run, kill_run, new_run_id, set_cancel_flag
 from trad.jobs.requests import JobRequest, check_job_request
 from trad.store import jobs as job_store
-from trad.store.candles import candle_summary
+from trad.store.candles import candle_summary, count_candles
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,12 @@ def create_job(db: Database, redis: redis_lib.Redis, settings: Settings, request
     """Check the request, insert the job `queued` and enqueue its first run."""
     with db.connection() as conn:
         ranges = candle_summary(conn, request.symbol)
-    config = check_job_request(request, ranges, settings.max_configs)
+
+    def candles_between(start: datetime | None, end: datetime | None) -> int:
+        with db.connection() as conn:
+            return count_candles(conn, request.symbol, request.timeframe, start, end)
+
+    config = check_job_request(request, ranges, settings.max_configs, candles_between)
     _require_redis(redis)
     with db.transaction() as conn:
         job_id = job_store.next_job_id(conn)
@@ -93,10 +99,14 @@ def stop_job(db: Database, redis: redis_lib.Redis, settings: Settings, job_id: i
 
 
 def delete_job(db: Database, redis: redis_lib.Redis, settings: Settings, job_id: int) -> None:
-    """Stop the job if it runs, then delete it with its metrics and logs."""
+    """Stop the job if it runs, then delete it with its metrics and logs; a job that ends meanwhile
+    is deleted all the same."""
     row = get_job_or_404(db, job_id)
     if row["status"] in ("queued", "running"):
-        stop_job(db, redis, settings, job_id)
+        try:
+            stop_job(db, redis, settings, job_id)
+        except Conflict:
+            pass  # it ended since it was read (e.g. in Save Configuration): nothing to stop, delete it
         if row["status"] == "running":
             try:
                 kill_run(redis, row["rq_job_id"])

@@ -2,15 +2,18 @@
 
 Shape errors (types, ranges, unknown fields) come from pydantic; `check_job_request` adds
 what needs the strategies and the stored candles: known strategy, parameter overrides
-inside the strategy's bounds, grid size, symbol with candles, dates inside them.
+inside the strategy's bounds, grid size, symbol with candles, dates inside them, and enough
+candles between them for one backtest that can trade.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime, timezone
-from typing import Any, Literal, Union
+from typing import Any, Callable, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from trad.data.frames import TIMEFRAMES
 from trad.errors import InvalidInput
@@ -31,6 +34,24 @@ class Strict(BaseModel):
     """Unknown fields are an error, not silently dropped."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+def _without_nul(body: Any) -> Any:
+    """Refuse a NUL character in any name or text of a request (PostgreSQL cannot store one);
+    walked without recursion, so a deeply nested body cannot exhaust the stack."""
+    pending: list[tuple[str, Any]] = [("", body)]
+    while pending:
+        where, value = pending.pop()
+        if isinstance(value, str) and "\x00" in value:
+            raise PydanticCustomError("nul_character", "{where} contains a NUL character",
+                                      {"where": where or "a value"})
+        if isinstance(value, dict):
+            for key, item in value.items():
+                pending.append((f"{where}.{key}" if where else str(key), item))
+                pending.append((f"the name {key!r}" if isinstance(key, str) else where, key))
+        elif isinstance(value, (list, tuple)):
+            pending.extend((f"{where}[{i}]", item) for i, item in enumerate(value))
+    return body
 
 
 class RangeOverride(Strict):
@@ -94,6 +115,32 @@ class JobRequest(Strict):
     patience: int | None = Field(default=None, ge=1, le=10_000)
     validation: ValidationRequest = Field(default_factory=ValidationRequest)
 
+    @field_validator("job_name")
+    @classmethod
+    def _printable(cls, name: str | None) -> str | None:
+        """PostgreSQL stores no NUL and UTF-8 no lone surrogate; line breaks would garble every listing."""
+        if name is not None and any(unicodedata.category(ch) in ("Cc", "Cs") for ch in name):
+            raise ValueError("must not contain control characters (NUL, line breaks, …) or lone surrogates")
+        return name
+
+    @field_validator("start", "end")
+    @classmethod
+    def _within_utc_years(cls, moment: datetime | None) -> datetime | None:
+        """0001-01-01T00:00+05:00 is in the year 0 in UTC, which no datetime holds (OverflowError → 500)."""
+        if moment is not None and moment.tzinfo is not None:
+            try:
+                moment.astimezone(timezone.utc)
+            except OverflowError:
+                raise ValueError("lies outside the years 1 to 9999 in UTC") from None
+        return moment
+
+    @model_validator(mode="after")
+    def _no_nul(self) -> "JobRequest":
+        """After the fields' own checks (which name their field): a NUL anywhere else, e.g. in a
+        parameter's choices, would reach PostgreSQL's JSONB, which refuses it."""
+        _without_nul(self.model_dump())
+        return self
+
     @field_validator("end")
     @classmethod
     def _after_start(cls, end: datetime | None, info: ValidationInfo) -> datetime | None:
@@ -117,8 +164,15 @@ class JobRequest(Strict):
         return self.job_name or f"{self.strategy} {self.symbol} {self.timeframe} ({self.optimizer})"
 
 
-def check_job_request(request: JobRequest, candle_ranges: list[dict[str, Any]], max_configs: int) -> TrainingConfig:
-    """The checks that need strategies and candles; raises InvalidInput naming every bad field."""
+CandleCounter = Callable[[datetime | None, datetime | None], int]
+"""How many candles of the request's symbol and timeframe lie in [start, end] (None: unbounded)."""
+
+
+def check_job_request(request: JobRequest, candle_ranges: list[dict[str, Any]], max_configs: int,
+                      count_candles: CandleCounter | None = None) -> TrainingConfig:
+    """The checks that need strategies and candles; raises InvalidInput naming every bad field.
+
+    Without `count_candles`, a date range is not counted (the whole stored range still is)."""
     from trad.optimize import build_search_space, make_optimizer
     from trad.strategies import get_strategy
 
@@ -129,6 +183,7 @@ def check_job_request(request: JobRequest, candle_ranges: list[dict[str, Any]], 
     except InvalidInput as exc:
         details += exc.details
         strategy = None
+    space = None
     if strategy is not None:
         try:
             space = build_search_space(strategy, config.param_space)
@@ -137,7 +192,11 @@ def check_job_request(request: JobRequest, candle_ranges: list[dict[str, Any]], 
                            target_score=config.target_score, patience=config.patience)
         except InvalidInput as exc:
             details += exc.details or [{"field": "param_space", "issue": exc.message}]
-    details += _candle_issues(request, candle_ranges)
+            space = None
+    candle_issues = _candle_issues(request, candle_ranges)
+    details += candle_issues
+    if not candle_issues and space is not None:
+        details += _range_issues(request, config, candle_ranges, count_candles, smallest_warmup(strategy, space))
     if details:
         raise InvalidInput("; ".join(f"{d['field']}: {d['issue']}" for d in details), details)
     return config
@@ -162,3 +221,38 @@ def _candle_issues(request: JobRequest, candle_ranges: list[dict[str, Any]]) -> 
             issues.append({"field": name, "issue": f"{value.isoformat()} is outside the stored candles "
                                                    f"({first.isoformat()} to {last.isoformat()})"})
     return issues
+
+
+def smallest_warmup(strategy: type, space: list) -> int:
+    """Candles before the first that can signal, for the smallest configuration of the search space.
+
+    A strategy's warm-up (`min_history`) is its longest indicator window, and grows with every
+    window parameter: each dimension at its lowest value gives a lower bound over the whole space
+    (constraints like fast < slow are not applied, so the bound is never too high).
+    """
+    lowest = {d.name: (d.choices[0] if d.kind == "categorical" else min(d.choices) if d.choices else d.low)
+              for d in space}
+    probe = strategy.__new__(strategy)
+    probe.params = lowest
+    return int(probe.min_history)
+
+
+def _range_issues(request: JobRequest, config: TrainingConfig, candle_ranges: list[dict[str, Any]],
+                  count_candles: CandleCounter | None, warmup: int) -> list[dict[str, str]]:
+    """The date range must hold enough candles for one backtest that can trade: the warm-up, then a
+    signal candle and the candle it fills at, and never fewer than the workflow's MIN_CANDLES."""
+    from trad.training.workflow import MIN_CANDLES
+
+    bounded = config.start is not None or config.end is not None
+    if bounded and count_candles is None:
+        return []
+    held = count_candles(config.start, config.end) if bounded else \
+        next(int(r["candles"]) for r in candle_ranges if r["timeframe"] == request.timeframe)
+    needed = max(MIN_CANDLES, warmup + 2)
+    if held >= needed:
+        return []
+    where = "between start and end" if bounded else "stored"
+    issue = (f"{held:,} {request.timeframe} candles of {request.symbol} {where}; one backtest needs at least "
+             f"{needed:,} ({request.strategy} warms up on {warmup:,}, the workflow needs {MIN_CANDLES:,})")
+    fields = [name for name in ("start", "end") if getattr(config, name) is not None] or ["symbol"]
+    return [{"field": name, "issue": issue} for name in fields]

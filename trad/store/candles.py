@@ -12,7 +12,7 @@ import pandas as pd
 from psycopg2.extensions import connection as Connection
 
 from trad.data.frames import CANDLE_COLUMNS, TIMEFRAMES, empty_candles
-from trad.data.importer import read_candles_csv, validate_symbol
+from trad.data.importer import EARLIEST, LATEST, read_candles_csv, validate_symbol
 from trad.data.synthetic import synthetic_candles
 from trad.db import Database
 from trad.errors import InvalidInput
@@ -232,7 +232,15 @@ def import_synthetic(db: Database, symbol: str, timeframe: str, candles: int, se
     validate_timeframe(timeframe)
     if candles < 1:
         raise InvalidInput.field("candles", "must be >= 1")
-    frame = synthetic_candles(candles, seed=seed, timeframe=timeframe, start=start)
+    try:
+        frame = synthetic_candles(candles, seed=seed, timeframe=timeframe, start=start)
+    except (ValueError, OverflowError):  # pandas' OutOfBoundsDatetime is a ValueError
+        if start is not None and pd.isna(pd.to_datetime(start, errors="coerce", utc=True)):
+            raise InvalidInput.field("start", f"{start!r} is not an ISO date in the years 1 to 9999") from None
+        frame = None
+    if frame is None or frame["timestamp"].iloc[0] < EARLIEST or frame["timestamp"].iloc[-1] > LATEST:
+        raise InvalidInput.field("start", f"{candles:,} {timeframe} candles from {start or 'the default start'} "
+                                          f"do not fit in the years 1 to 9999 in UTC")
     return _store_frame(db, symbol, timeframe, frame)
 
 

@@ -31,6 +31,58 @@ def job_metrics(conn: Connection, job_id: int) -> list[dict]:
         return [dict(row) for row in cur.fetchall()]
 
 
+# The running best over every earlier iteration of the job (valid, finite scores only: in PostgreSQL
+# NaN sorts above Infinity, so `< 'Infinity'` leaves out both), computed before the page is cut.
+_RUNNING_BEST = """
+    SELECT r.iteration, r.score, r.valid, m.params, m.duration_ms, r.best_score
+      FROM (SELECT iteration, score, valid,
+                   max(score) FILTER (WHERE valid AND score > '-Infinity' AND score < 'Infinity')
+                       OVER (ORDER BY iteration) AS best_score
+              FROM training_metrics WHERE job_id = %(job_id)s) r
+      JOIN training_metrics m ON m.job_id = %(job_id)s AND m.iteration = r.iteration"""
+
+
+def metric_page(conn: Connection, job_id: int, after_iteration: int | None = None, limit: int | None = None,
+                offset: int = 0) -> list[dict]:
+    """Evaluations of a job by iteration, each with `best_score`, the best valid score of the job up
+    to it (over all earlier iterations, not just the page's).
+
+    With `after_iteration`: the first `limit` after it (all when None), for a client that catches
+    up. Without: the latest `limit` after skipping the newest `offset`, in iteration order.
+    """
+    params = {"job_id": job_id, "after": after_iteration, "limit": limit, "offset": offset}
+    if after_iteration is not None:
+        query = f"{_RUNNING_BEST} WHERE r.iteration > %(after)s ORDER BY r.iteration LIMIT %(limit)s"
+    else:
+        query = (f"SELECT * FROM ({_RUNNING_BEST} ORDER BY r.iteration DESC LIMIT %(limit)s OFFSET %(offset)s) "
+                 "page ORDER BY iteration")
+    with conn.cursor() as cur:
+        cur.execute(query, params)
+        return [dict(row) for row in cur.fetchall()]
+
+
+def metric_state(conn: Connection, job_id: int) -> dict | None:
+    """In one snapshot: whether the job exists, its evaluation count, and `unbroken_through`, the
+    last iteration of the unbroken run 1…K of recorded ones (0 when iteration 1 is missing)."""
+    with conn.cursor() as cur:
+        cur.execute("""
+            SELECT agg.total,
+                   CASE WHEN agg.total = agg.last_iteration THEN agg.last_iteration
+                        WHEN agg.first_iteration <> 1 THEN 0
+                        ELSE (SELECT min(m.iteration) FROM training_metrics m
+                               WHERE m.job_id = j.id
+                                 AND NOT EXISTS (SELECT 1 FROM training_metrics n
+                                                  WHERE n.job_id = j.id AND n.iteration = m.iteration + 1))
+                   END AS unbroken_through
+              FROM training_jobs j,
+                   LATERAL (SELECT count(*) AS total, coalesce(max(iteration), 0) AS last_iteration,
+                                   min(iteration) AS first_iteration
+                              FROM training_metrics WHERE job_id = j.id) agg
+             WHERE j.id = %s""", (job_id,))
+        row = cur.fetchone()
+        return dict(row) if row else None
+
+
 def count_metrics(conn: Connection, job_id: int) -> int:
     """How many evaluations a job has recorded."""
     with conn.cursor() as cur:

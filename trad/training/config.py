@@ -92,8 +92,13 @@ class TrainingConfig:
 
 
 def _utc(value: Any, field_name: str) -> datetime:
+    """The moment in UTC; InvalidInput for text that is no date, or a date that leaves the years
+    1–9999 once in UTC (0001-01-01T00:00+05:00 is in the year 0)."""
     try:
         stamp = pd.Timestamp(value)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         raise InvalidInput.field(field_name, f"{value!r} is not an ISO date") from None
-    return (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")).to_pydatetime()
+    try:
+        return (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")).to_pydatetime()
+    except (ValueError, OverflowError):
+        raise InvalidInput.field(field_name, f"{value!r} lies outside the years 1 to 9999 in UTC") from None
