@@ -111,7 +111,11 @@ def _run(run: Run) -> None:
         run.config = TrainingConfig.from_mapping(run.row["config"])
         collect_candles(run)
         optimize(run)
-        validation = validate(run) if run.config.validation.enabled else None
+        if run.config.validation.enabled:
+            validation = validate(run)
+        else:
+            validation = None
+            callback.log("walk-forward validation is off for this job (validation.enabled = false)")
         save_configuration(run, validation)
     except Cancelled as exc:
         callback.finish("stopped", result=_partial_result(run, f"stopped: {exc}"))
@@ -213,8 +217,8 @@ def save_configuration(run: Run, validation: dict[str, Any] | None) -> None:
     """Step 4: the winner goes into trained_configurations, in the transaction that ends the job."""
     row, best, data = run.row, run.search.best, run.data
     skipped = (validation or {}).get("skipped")  # the step indicator shows it while this step runs
-    run.callback.enter_step(SAVE_CONFIGURATION, {"params": best.params,
-                                                 **({"validation_skipped": skipped} if skipped else {})})
+    state = {"validation_off": True} if validation is None else {"validation_skipped": skipped} if skipped else {}
+    run.callback.enter_step(SAVE_CONFIGURATION, {"params": best.params, **state})
     saved: dict[str, Any] = {}
 
     def insert(conn) -> None:
