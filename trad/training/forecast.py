@@ -10,7 +10,9 @@ percentage. Each step counts its own work and is timed on this very run of the j
   machine; a resumed run times only its own episodes. The optimizer's own seconds per
   episode (the Bayesian model's grow with the results it learns) are fitted as a line in
   the number of results (`ModelCost`); the growth of that cost from here to the last
-  episode is added, ÷ the processes (the others keep running episodes meanwhile).
+  episode is added, ÷ the processes (the others keep running episodes meanwhile). The
+  Bayesian model's fits, seconds each past ~1,000 results, are kept out of the pace and
+  forecast one by one (`FitCost`) at the result counts the search says they will come.
 - Validation, in candles backtested: every fold's train window once per candidate and its
   test window once, each backtest counted BACKTEST_OVERHEAD_CANDLES more for its fixed cost,
   at the seconds per candle of this job's episodes (counted alike; one backtest at a time,
@@ -41,9 +43,9 @@ SAVE_SECONDS = 0.2        # s: the trained configuration and the final state, wr
 # so a 3,000-candle validation window costs about as much as a 30,000-candle one would by
 # candles alone.
 BACKTEST_OVERHEAD_CANDLES = 30_000
-CANDLE_SPEED_WEIGHT = 0.1
+CANDLE_SPEED_WEIGHT = 0.1  # weight of the newest episode in the backtests' seconds per candle
 MIN_FIT_RESULTS = 50      # model fits of fewer results are mostly fixed cost: not used to project
-FIT_HISTORY = 4           # the newest fits the projection of fit cost is drawn from  # weight of the newest episode in the backtests' seconds per candle
+FIT_HISTORY = 4           # the newest fits the projection of fit cost is drawn from
 
 
 class Pace:
