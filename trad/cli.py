@@ -121,9 +121,11 @@ def preload_training_modules() -> None:
 @click.option("--name", default=None, help="Worker name (default: host and process id).")
 @click.option("--burst", is_flag=True, help="Exit once the queue is empty.")
 def worker(name: str | None, burst: bool) -> None:
-    """Run an RQ worker for training jobs (reconciles crashed and lost jobs as it goes)."""
+    """Run an RQ worker for training jobs and ad-hoc backtests, backtests first (reconciles crashed
+    and lost jobs as it goes)."""
     import logging
 
+    from trad.jobs.backtests import backtest_queue
     from trad.jobs.queue import connect_redis, training_queue
     from trad.jobs.runner import TrainingWorker
 
@@ -131,8 +133,8 @@ def worker(name: str | None, burst: bool) -> None:
     settings = get_settings()
     preload_training_modules()
     connection = connect_redis(settings)
-    training_worker = TrainingWorker([training_queue(connection, settings)], connection=connection,
-                                     name=name, settings=settings)
+    queues = [backtest_queue(connection, settings), training_queue(connection, settings)]
+    training_worker = TrainingWorker(queues, connection=connection, name=name, settings=settings)
     training_worker.reconcile()
     training_worker.work(burst=burst, with_scheduler=False, logging_level="INFO")
 

@@ -88,3 +88,14 @@ def count_metrics(conn: Connection, job_id: int) -> int:
     with conn.cursor() as cur:
         cur.execute("SELECT count(*) AS n FROM training_metrics WHERE job_id = %s", (job_id,))
         return int(cur.fetchone()["n"])
+
+
+def search_evaluations(conn: Connection, job_id: int) -> dict[str, list]:
+    """A job's evaluations as columns, by iteration: iteration, score, valid, params (no metrics)."""
+    with conn.cursor() as cur:
+        cur.execute("""SELECT coalesce(array_agg(iteration ORDER BY iteration), '{}') AS iteration,
+                              coalesce(array_agg(score ORDER BY iteration), '{}') AS score,
+                              coalesce(array_agg(valid ORDER BY iteration), '{}') AS valid,
+                              coalesce(jsonb_agg(params ORDER BY iteration), '[]') AS params
+                         FROM training_metrics WHERE job_id = %s""", (job_id,))
+        return dict(cur.fetchone())
