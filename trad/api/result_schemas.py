@@ -158,7 +158,8 @@ class TradePage(BaseModel):
 
 
 class BacktestView(BaseModel):
-    """A stored backtest: metrics, equity and drawdown, the candles' overview, folds, a page of trades."""
+    """A stored backtest: metrics, equity and drawdown, the folds' out-of-sample segments, a page of trades.
+    Its candles, for the chart, come by range from /api/v1/backtests/{id}/candles."""
 
     id: int
     kind: Literal["trained", "adhoc"]
@@ -179,7 +180,6 @@ class BacktestView(BaseModel):
     metrics: dict[str, Any]
     trades_stored: int = Field(description="trades listed over the whole range (metrics.n_trades counts all)")
     equity: EquityCurve
-    overview: CandleBars
     folds: list[FoldSegment]
     trades: TradePage
 

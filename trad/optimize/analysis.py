@@ -80,8 +80,9 @@ def _bins(values: list[Any], categorical: bool) -> dict[str, Any]:
     numbers = np.asarray(values, dtype=float)
     distinct = np.unique(numbers)
     if len(distinct) <= MAX_BINS:
-        return {"kind": "values", "labels": distinct.tolist(), "index": np.searchsorted(distinct, numbers),
-                "values": numbers}
+        whole = all(isinstance(v, (int, np.integer)) for v in values)
+        labels = [int(v) for v in distinct] if whole else distinct.tolist()
+        return {"kind": "values", "labels": labels, "index": np.searchsorted(distinct, numbers), "values": numbers}
     count = int(min(MAX_BINS, max(2, round(math.sqrt(len(numbers)) / 2))))
     edges = np.linspace(distinct[0], distinct[-1], count + 1)
     index = np.clip(np.searchsorted(edges, numbers, side="right") - 1, 0, count - 1)
