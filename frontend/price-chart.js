@@ -14,7 +14,7 @@ const TARGET_BARS = 1000;
 const LOAD_WIDTHS = 3;
 const MAX_BARS = 3000;
 const SETTLE_MS = 250;
-export const COLORS = { up: "#26a69a", down: "#ef5350", equity: "#58a6ff", drawdown: "#ff7b72", win: "#3fb950", loss: "#ff7b72", entry: "#e3b341" };
+export const COLORS = { up: "#26a69a", down: "#ef5350", equity: "#58a6ff", drawdown: "#ff7b72", win: "#3fb950", loss: "#f85149", entry: "#e3b341" };
 
 /** Index of the last of the sorted `times` at or before `t` (−1 if none). */
 export function lastAtOrBefore(times, t) {
@@ -139,7 +139,7 @@ export class PriceChart {
     const to = Number(view.to);
     const wanted = Math.max(1, Math.ceil((to - from) / this.candleSeconds / TARGET_BARS));
     const outside = (from < loaded.from && loaded.from > this.first) || (to > loaded.to && loaded.to < this.last);
-    if (outside || loaded.perBar > 2 * wanted) {
+    if (outside || loaded.perBar > 1.5 * wanted) {
       const width = to - from;
       this.load(Math.max(this.first, from - width), Math.min(this.last, to + width), { from, to });
     }

@@ -39,24 +39,25 @@ def lttb_indices(y: np.ndarray, n_out: int = MAX_POINTS, keep: Iterable[int] = (
 
 
 def _lttb(y: np.ndarray, x: np.ndarray, n_out: int) -> np.ndarray:
-    """Plain LTTB: first, last and one point of each of n_out − 2 buckets."""
+    """Plain LTTB: first, last and one point of each of n_out − 2 buckets (non-finite y count as
+    the lowest finite value)."""
     n = len(y)
-    y = np.where(np.isfinite(y), y, np.nan)
+    finite = np.isfinite(y)
+    if not finite.all():
+        y = np.where(finite, y, np.min(y[finite]) if finite.any() else 0.0)
     edges = np.floor(np.linspace(1, n - 1, n_out - 1)).astype(np.int64)  # bucket b is [edges[b], edges[b+1])
+    sizes = np.diff(np.append(edges, n))  # edges[-1] is the last point: the "bucket" after the last bucket
+    after_x = np.add.reduceat(x, edges) / sizes  # the mean of every bucket
+    after_y = np.add.reduceat(y, edges) / sizes
     chosen = np.empty(n_out, dtype=np.int64)
     chosen[0], chosen[-1] = 0, n - 1
     previous = 0
     for bucket in range(n_out - 2):
         start, stop = edges[bucket], edges[bucket + 1]
-        after_start, after_stop = stop, edges[bucket + 2] if bucket + 2 < len(edges) else n
-        if after_stop <= after_start:
-            after_start, after_stop = n - 1, n
-        cx = x[after_start:after_stop].mean()
-        cy = np.nanmean(y[after_start:after_stop]) if np.isfinite(y[after_start:after_stop]).any() else y[previous]
         ax, ay = x[previous], y[previous]
+        cx, cy = after_x[bucket + 1], after_y[bucket + 1]
         area = np.abs((ax - cx) * (y[start:stop] - ay) - (ax - x[start:stop]) * (cy - ay))
-        area = np.where(np.isnan(area), -1.0, area)
-        previous = start + int(np.argmax(area))
+        previous = start + int(area.argmax())
         chosen[bucket + 1] = previous
     return chosen
 

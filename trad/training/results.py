@@ -27,7 +27,6 @@ from trad.optimize import score_metrics
 from trad.optimize.space import plain
 from trad.store.backtests import STORED_COLUMNS, TRADE_FIELDS
 from trad.strategies import get_strategy
-from trad.training.validation import window
 
 MAX_STORED_TRADES = 100_000
 MIN_FOLD_POINTS = 50
@@ -93,8 +92,8 @@ def backtest_record(data: pd.DataFrame, *, strategy: str, symbol: str, timeframe
     record.trades[0] = trade_rows(result.trades)
     folds = [f for f in (validation or {}).get("folds", []) if f.get("params")]
     for fold in folds:
-        record.folds.append(_fold_segment(data, strategy, settings, fold, max(MIN_FOLD_POINTS, MAX_POINTS // len(folds)),
-                                          record))
+        record.folds.append(_fold_segment(data, times, strategy, settings, fold,
+                                          max(MIN_FOLD_POINTS, MAX_POINTS // len(folds)), record))
     return record
 
 
@@ -115,17 +114,17 @@ def candle_overview(data: pd.DataFrame, times: np.ndarray) -> dict[str, Any]:
 def trade_rows(trades: pd.DataFrame) -> pd.DataFrame:
     """The trades as stored (the first MAX_STORED_TRADES), with the candles each was held."""
     kept = trades.iloc[:MAX_STORED_TRADES]
-    return pd.DataFrame({
-        **{name: kept[name] for name in TRADE_FIELDS[:-1]},
-        "candles_held": (kept["exit_index"] - kept["entry_index"] + 1).astype("int64"),
-    }, columns=list(TRADE_FIELDS)).reset_index(drop=True)
+    rows = kept[list(TRADE_FIELDS[:-1])].reset_index(drop=True)
+    rows["candles_held"] = (kept["exit_index"].to_numpy() - kept["entry_index"].to_numpy() + 1).astype("int64")
+    return rows
 
 
-def _fold_segment(data: pd.DataFrame, strategy: str, settings: Mapping[str, float], fold: Mapping[str, Any],
-                  n_out: int, record: BacktestRecord) -> dict[str, Any]:
+def _fold_segment(data: pd.DataFrame, times: np.ndarray, strategy: str, settings: Mapping[str, float],
+                  fold: Mapping[str, Any], n_out: int, record: BacktestRecord) -> dict[str, Any]:
     """One fold's out-of-sample window backtested with the fold's parameters: its summary, metrics and
     equity segment; its trades go into `record.trades[fold]`."""
-    test = window(data, pd.Timestamp(fold["test_start"]), pd.Timestamp(fold["test_end"]))
+    first, last = np.searchsorted(times, [pd.Timestamp(fold[key]).timestamp() for key in ("test_start", "test_end")])
+    test = data.iloc[first:last].reset_index(drop=True)  # the fold's test window: start <= time < end
     summary = {key: fold.get(key) for key in ("fold", "train_start", "train_end", "test_start", "test_end",
                                               "params", "in_sample_score", "out_of_sample_score")}
     if len(test) < 2:
