@@ -178,6 +178,7 @@ export class JobDetail {
     this.metricsLoading = true;
     this.metricsAt = Date.now();
     try {
+      this.results.refreshAnalysis(); // fetched beside the scores, not after them
       // Only what is new: everything after the iteration the last answer said was final.
       const after = this.metricsThrough;
       const page = await api(`/api/v1/training-jobs/${id}/metrics`, { query: { after_iteration: after ?? undefined } });
@@ -185,7 +186,6 @@ export class JobDetail {
         this.series = mergeSeries(this.series, page, after);
         this.metricsThrough = page.meta?.complete_through ?? null;
         this.chart.draw(this.series, this.row?.objective);
-        this.results.refreshAnalysis();
       }
     } catch (error) {
       if (this.id === id && error.status !== 404) this.showAlert(`Could not load the scores: ${error.message}`);

@@ -12,11 +12,14 @@ with none free within the wait: 503, and the run is withdrawn so it never runs l
 
 The worker loads the candles, backtests, stores the result as an ad-hoc backtest
 (trad.store.backtests, kept a day) and returns its id; the web process reads it from there.
+The work horse runs at niceness RUN_NICENESS: on a machine shared with the web process, the
+streams keep their latency (scripts/bench/results.py measures it) and the backtest waits.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from datetime import datetime, timezone
@@ -43,6 +46,7 @@ log = logging.getLogger(__name__)
 
 RUN_BACKTEST = "trad.jobs.backtests.run_backtest"
 RUN_TIMEOUT = 300  # seconds a worker lets one backtest run
+RUN_NICENESS = 10  # the work horse yields the CPU to the web process (its streams) and to training
 RESULT_TTL = 600
 POLL_SECONDS = 2  # one blocking read of the result; below the Redis client's 5 s socket timeout
 
@@ -167,6 +171,7 @@ def run_backtest(payload: dict[str, Any]) -> dict[str, Any]:
     """The RQ job function: backtest, store, return `{"backtest_id"}` (or `{"error"}` for bad input)."""
     from trad.training.results import backtest_record
 
+    os.nice(RUN_NICENESS)
     settings = get_settings()
     db = Database(settings.database_url, max_connections=1, application_name="trad-backtest")
     try:
