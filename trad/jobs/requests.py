@@ -134,7 +134,12 @@ class JobRequest(Strict):
                 raise ValueError("lies outside the years 1 to 9999 in UTC") from None
         return moment
 
-    _no_nul = model_validator(mode="before")(_without_nul)
+    @model_validator(mode="after")
+    def _no_nul(self) -> "JobRequest":
+        """After the fields' own checks (which name their field): a NUL anywhere else, e.g. in a
+        parameter's choices, would reach PostgreSQL's JSONB, which refuses it."""
+        _without_nul(self.model_dump())
+        return self
 
     @field_validator("end")
     @classmethod
