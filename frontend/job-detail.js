@@ -90,6 +90,7 @@ export class JobDetail {
     clearTimeout(this.metricsTimer);
     this.metricsTimer = null;
     this.metricsAgain = false;
+    this.metricsAt = 0; // another job's last fetch does not delay this one's first
     this.series = null;
     this.metricsThrough = null;
     this.chart.draw(null);

@@ -114,25 +114,39 @@ def job_page_requests(system: System, job_id: int) -> None:
         print(f"  GET {name:<22} {seconds * 1000:7.1f} ms {size / 1024:8.1f} kB   load {load()}")
 
 
-def browser_ready(system: System, path: str, ready: list[str], repeat: int = 3) -> list[float]:
-    """Seconds from opening `path` to every selector of `ready` present, `repeat` times (first one cold)."""
+def browser_ready(system: System, path: str, ready: list[str], repeat: int = 3) -> dict[str, list[float]]:
+    """Seconds to every selector of `ready` present: opening `path` (`repeat` times, the first with
+    an empty cache) and going to it from the dashboard's job list (the page's modules loaded)."""
     from playwright.sync_api import sync_playwright
 
-    times = []
+    times: dict[str, list[float]] = {"opened": [], "from the list": []}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
                                              args=["--no-sandbox", "--disable-gpu"])
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        page = context.new_page()
+        page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
         for _ in range(repeat):
             page.goto("about:blank")
             started = time.perf_counter()
             page.goto(f"{system.url}/{path}")
             for selector in ready:
                 page.wait_for_selector(selector, state="attached", timeout=30_000)
-            times.append(time.perf_counter() - started)
+            times["opened"].append(time.perf_counter() - started)
+        for _ in range(repeat):
+            page.goto(f"{system.url}/#/")
+            page.wait_for_selector(".job-card", timeout=30_000)
+            started = time.perf_counter()
+            page.evaluate(f"location.hash = {json.dumps(path)}")
+            for selector in ready:
+                page.wait_for_selector(selector, state="attached", timeout=30_000)
+            times["from the list"].append(time.perf_counter() - started)
         browser.close()
     return times
+
+
+def print_ready(what: str, times: dict[str, list[float]]) -> None:
+    for how, seconds in times.items():
+        print(f"  Chromium, {how} → {what}: " + ", ".join(f"{s:.2f} s" for s in seconds)
+              + (" (the first with an empty cache)" if how == "opened" else "") + f"   load {load()}")
 
 
 def stream_latencies(system: System, database_url: str, job_id: int, streams: int, updates: int,
@@ -220,9 +234,8 @@ def run(system: System, url: str, args: argparse.Namespace) -> None:
     detail_ready = [".chart-plot svg[aria-label]", ".search-view[data-scored]:not([data-scored='0'])",
                     ".best-configuration .price-chart[data-state='ready']"]
     if not args.no_browser:
-        seconds = browser_ready(system, f"#/jobs/{searched['id']}", detail_ready)
-        print(f"  Chromium, open → score chart, search views and best configuration drawn: "
-              + ", ".join(f"{s:.2f} s" for s in seconds) + f" (first one cold)   load {load()}")
+        print_ready("score chart, search views and best configuration drawn",
+                    browser_ready(system, f"#/jobs/{searched['id']}", detail_ready))
 
     print(f"\n2. the best configuration of the {args.candles:,}-candle job (target ≤ 1.5 s)")
     view = requests.get(f"{system.url}{API}/training-jobs/{big['id']}/backtest", timeout=30).json()
@@ -235,9 +248,8 @@ def run(system: System, url: str, args: argparse.Namespace) -> None:
                             capture_output=True, text=True).stdout.strip()
     print(f"  stored: {int(stored) / 1024:.0f} kB for {view['metrics']['n_trades']:,} trades and {folds} folds")
     if not args.no_browser:
-        seconds = browser_ready(system, f"#/jobs/{big['id']}", [".best-configuration .price-chart[data-state='ready']"])
-        print(f"  Chromium, open → candle chart drawn: " + ", ".join(f"{s:.2f} s" for s in seconds)
-              + f" (first one cold)   load {load()}")
+        print_ready("candle chart drawn",
+                    browser_ready(system, f"#/jobs/{big['id']}", [".best-configuration .price-chart[data-state='ready']"]))
 
     print(f"\n3. SSE COMMIT→client, {args.streams} streams, {args.updates} updates 50 ms apart (target: within 1.5×)")
     alone = report_latencies("alone", stream_latencies(system, url, big["id"], args.streams, args.updates))

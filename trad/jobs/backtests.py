@@ -33,12 +33,13 @@ from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
 from trad.config import Settings, get_settings
+from trad.data.frames import timeframe_seconds
 from trad.db import Database
 from trad.errors import Busy, InvalidInput, ServiceUnavailable, TradError
 from trad.jobs.requests import Objective, Strict, Symbol, Timeframe, _candle_issues, _without_nul
 from trad.optimize import DEFAULT_MIN_TRADES
 from trad.store.backtests import insert_backtest, purge_adhoc
-from trad.store.candles import candle_summary, count_candles, load_frame
+from trad.store.candles import candle_spans, count_candles_upto, load_frame
 from trad.strategies import get_strategy
 from trad.training.config import DEFAULT_FEE_RATE, DEFAULT_POSITION_SIZE_PCT, DEFAULT_SLIPPAGE
 
@@ -67,7 +68,11 @@ class BacktestRequest(Strict):
     min_trades: int = Field(default=DEFAULT_MIN_TRADES, ge=0, le=100_000,
                             description="fewer trades than this leave the score empty")
 
-    _no_nul = model_validator(mode="before")(_without_nul)
+    @model_validator(mode="after")
+    def _no_nul(self) -> "BacktestRequest":
+        """After the fields' own checks (which name their field), as for a job request."""
+        _without_nul(self.model_dump())
+        return self
 
     @field_validator("start", "end")
     @classmethod
@@ -98,29 +103,41 @@ def backtest_queue(connection: redis_lib.Redis, settings: Settings) -> Queue:
     return Queue(f"{settings.queue}-backtests", connection=connection)
 
 
-def check_backtest_request(db: Database, settings: Settings, request: BacktestRequest) -> int:
-    """The candles the backtest would read; InvalidInput naming every bad field (unknown strategy,
-    bad parameters, no candles, dates outside them, more candles than TRAD_BACKTEST_MAX_CANDLES)."""
+def check_backtest_request(db: Database, settings: Settings, request: BacktestRequest) -> None:
+    """InvalidInput naming every bad field: unknown strategy, bad parameters, no candles, dates outside
+    them, fewer than 2 or more than TRAD_BACKTEST_MAX_CANDLES candles in range. Cheap on purpose
+    (index lookups; candles are counted only when the range could hold too many), since each
+    request's cost lands on the web process and the database it shares with every stream."""
     details: list[dict[str, str]] = []
     try:
         get_strategy(request.strategy).validate_params(request.params)
     except InvalidInput as exc:
         details += exc.details
     with db.connection() as conn:
-        issues = _candle_issues(request, candle_summary(conn, request.symbol))
-        held = 0 if issues else count_candles(conn, request.symbol, request.timeframe, request.start, request.end)
+        spans = candle_spans(conn, request.symbol)
+        issues = _candle_issues(request, spans)
+        if not issues:
+            details += _size_issues(conn, settings, request, next(s for s in spans if s["timeframe"] == request.timeframe))
     details += issues
-    fields = [name for name in ("start", "end") if getattr(request, name) is not None] or ["symbol"]
-    if not issues and held > settings.backtest_max_candles:
-        details += [{"field": name, "issue": f"{held:,} candles in range; an ad-hoc backtest reads at most "
-                                             f"{settings.backtest_max_candles:,} (TRAD_BACKTEST_MAX_CANDLES)"}
-                    for name in fields]
-    elif not issues and held < 2:
-        details += [{"field": name, "issue": f"{held} candles in range; a backtest needs at least 2"}
-                    for name in fields]
     if details:
         raise InvalidInput("; ".join(f"{d['field']}: {d['issue']}" for d in details), details)
-    return held
+
+
+def _size_issues(conn: Any, settings: Settings, request: BacktestRequest, span: dict) -> list[dict[str, str]]:
+    """At least 2 and at most TRAD_BACKTEST_MAX_CANDLES candles in the range."""
+    start, end = request.start or span["first"], request.end or span["last"]
+    most = settings.backtest_max_candles
+    could_hold = (end - start).total_seconds() // timeframe_seconds(request.timeframe) + 1
+    held = count_candles_upto(conn, request.symbol, request.timeframe, request.start, request.end,
+                              most + 1 if could_hold > most else 2)
+    fields = [name for name in ("start", "end") if getattr(request, name) is not None] or ["symbol"]
+    if held > most:
+        issue = f"more than {most:,} candles in range; an ad-hoc backtest reads at most {most:,} (TRAD_BACKTEST_MAX_CANDLES)"
+    elif held < 2:
+        issue = f"{held} candles in range; a backtest needs at least 2"
+    else:
+        return []
+    return [{"field": name, "issue": issue} for name in fields]
 
 
 def request_backtest(db: Database, redis: redis_lib.Redis, settings: Settings, request: BacktestRequest) -> int:

@@ -296,3 +296,26 @@ def candle_buckets(conn: Connection, symbol: str, timeframe: str, start: datetim
                                 GROUP BY 1) bars""",
                     {"b": bucket_seconds, "symbol": symbol, "timeframe": timeframe, "start": start, "end": end})
         return dict(cur.fetchone())
+
+
+def candle_spans(conn: Connection, symbol: str) -> list[dict]:
+    """Per timeframe of a symbol: its first and last candle time — two index lookups each, no count
+    (`candle_summary` counts every candle: ~0.5 s for a million)."""
+    with conn.cursor() as cur:
+        cur.execute("""SELECT timeframe, first, last FROM (
+                           SELECT tf AS timeframe,
+                                  (SELECT min(ts) FROM candles WHERE symbol = %(s)s AND timeframe = tf) AS first,
+                                  (SELECT max(ts) FROM candles WHERE symbol = %(s)s AND timeframe = tf) AS last
+                             FROM unnest(%(tfs)s::text[]) tf) spans
+                        WHERE first IS NOT NULL""", {"s": symbol, "tfs": list(TIMEFRAMES)})
+        return [dict(row) for row in cur.fetchall()]
+
+
+def count_candles_upto(conn: Connection, symbol: str, timeframe: str, start: datetime | None, end: datetime | None,
+                       limit: int) -> int:
+    """How many candles lie in [start, end], counting no further than `limit`."""
+    clause, params = _range_clause(start, end)
+    with conn.cursor() as cur:
+        cur.execute(f"""SELECT count(*) AS n FROM (SELECT 1 FROM candles WHERE symbol = %s AND timeframe = %s{clause}
+                                                     LIMIT %s) c""", [symbol, timeframe, *params, limit])
+        return int(cur.fetchone()["n"])
