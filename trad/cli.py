@@ -245,6 +245,20 @@ def watch(job_id: int, url: str | None, reconnect_for: float) -> None:
 
 
 @cli.command()
+@click.argument("job_id", type=int)
+@click.option("--trades-csv", type=click.Path(dir_okay=False, writable=True, path_type=Path), default=None,
+              metavar="FILE", help="Also write every trade to FILE as CSV.")
+def results(job_id: int, trades_csv: Path | None) -> None:
+    """The best configuration's backtest of a job (also of a deleted one): metrics and its trades."""
+    from trad.results_text import results_text, write_trades_csv
+
+    db = _database()
+    click.echo(results_text(db, job_id))
+    if trades_csv is not None:
+        click.echo(f"wrote {write_trades_csv(db, job_id, trades_csv):,} trades to {trades_csv}")
+
+
+@cli.command()
 @click.option("--days", type=click.IntRange(min=0), default=None,
               help="Keep this many days (default TRAD_RETENTION_DAYS, 30).")
 def cleanup(days: int | None) -> None:

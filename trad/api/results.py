@@ -15,12 +15,12 @@ from trad.api.result_schemas import (BacktestPath, BacktestQuery, BacktestView, 
                                      ConfigurationPage, ConfigurationQuery, SearchAnalysis)
 from trad.api.schemas import COMMON_ERRORS, JobPath, errors, shaped
 from trad.api.services import services
-from trad.errors import Conflict, InvalidInput, NotFound
+from trad.errors import InvalidInput, NotFound
 from trad.jobs import control
 from trad.jobs.backtests import BacktestRequest, request_backtest
 from trad.store import backtests as backtest_store
 from trad.store.configs import list_configurations
-from trad.training.review import analysis_of_job, candle_window, configuration_items
+from trad.training.review import analysis_of_job, candle_window, configuration_items, saved_backtest_id
 
 bp = APIBlueprint("results", __name__, url_prefix="/api/v1", abp_tags=[Tag(name="results")],
                   abp_security=[{"bearer": []}], abp_responses=COMMON_ERRORS)
@@ -44,12 +44,7 @@ def job_backtest(path: JobPath, query: BacktestQuery):
     """The best configuration's backtest on the job's candles, stored when the job saved it (so it
     outlives the job): metrics, equity and drawdown, the out-of-sample segment of every fold, a page
     of trades (`fold` picks the list; `format=csv` sends all of it)."""
-    db = services().db
-    with db.connection() as conn:
-        backtest_id = backtest_store.job_backtest_id(conn, path.job_id)
-    if backtest_id is None:
-        _explain_missing_backtest(path.job_id)
-    return _backtest_response(backtest_id, query)
+    return _backtest_response(saved_backtest_id(services().db, path.job_id), query)
 
 
 @bp.get("/backtests/<int:backtest_id>", responses={200: BacktestView, **errors(404)})
@@ -112,17 +107,3 @@ def _backtest_response(backtest_id: int, query: BacktestQuery):
     trades = {"fold": query.fold, "items": items, "meta": page_meta(query.page, query.page_size, total)}
     return shaped(BacktestView, {**backtest, "start": backtest["data_start"], "end": backtest["data_end"],
                                  "trades": trades})
-
-
-def _explain_missing_backtest(job_id: int) -> None:
-    """Why a job has no stored backtest: 404 (no such job, or one saved before backtests were
-    stored) or 409 (it has not saved a configuration)."""
-    row = control.get_job_or_404(services().db, job_id)
-    if row["status"] == "succeeded":
-        raise NotFound(f"training job {job_id} saved its configuration without a backtest (before backtests "
-                       "were stored); backtest its parameters with POST /api/v1/backtests")
-    if row["status"] in ("queued", "running"):
-        raise Conflict(f"training job {job_id} is {row['status']}: its best configuration is backtested when it "
-                       "saves it; meanwhile POST /api/v1/backtests tries any parameters")
-    raise Conflict(f"training job {job_id} ended {row['status']} without saving a configuration; backtest its "
-                   "best parameters with POST /api/v1/backtests")

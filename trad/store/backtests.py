@@ -147,3 +147,17 @@ def purge_adhoc(conn: Connection) -> int:
                                OR id NOT IN (SELECT id FROM backtests WHERE kind = 'adhoc'
                                               ORDER BY id DESC LIMIT %s))""", (ADHOC_MAX,))
         return cur.rowcount
+
+
+def trade_summary(conn: Connection, backtest_id: int, fold: int = 0) -> dict:
+    """Of a fold's stored trades: how many, how many won, best and worst return, mean candles held,
+    and how many ended for each exit reason."""
+    with conn.cursor() as cur:
+        cur.execute("""SELECT count(*) AS trades, count(*) FILTER (WHERE pnl > 0) AS won, max(return_pct) AS best,
+                              min(return_pct) AS worst, avg(candles_held)::float8 AS held
+                         FROM backtest_trades WHERE backtest_id = %s AND fold = %s""", (backtest_id, fold))
+        summary = dict(cur.fetchone())
+        cur.execute(f"""SELECT {EXIT_REASON}, count(*) AS n FROM backtest_trades
+                         WHERE backtest_id = %s AND fold = %s GROUP BY 1 ORDER BY 2 DESC""", (backtest_id, fold))
+        summary["exit_reasons"] = {row["exit_reason"]: int(row["n"]) for row in cur.fetchall()}
+    return summary

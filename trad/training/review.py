@@ -22,8 +22,10 @@ import numpy as np
 from trad.backtest.downsample import candle_bars
 from trad.data.frames import timeframe_seconds
 from trad.db import Database
+from trad.errors import Conflict, NotFound
 from trad.optimize.analysis import analyse_search
 from trad.store import backtests as backtest_store
+from trad.store import jobs as job_store
 from trad.store.candles import candle_buckets, candle_rows
 from trad.store.metrics import metric_state, search_evaluations
 from trad.strategies import STRATEGIES
@@ -34,6 +36,26 @@ ANALYSIS_METHOD = ("first-order variance shares (fANOVA-style ε² of the score'
 WALK_FORWARD_KEYS = ("scored_folds", "mean_out_of_sample_score", "std_out_of_sample_score", "mean_in_sample_score",
                      "degradation", "skipped")
 BAR_COLUMNS = ("time", "open", "high", "low", "close", "volume")
+
+
+def saved_backtest_id(db: Database, job_id: int) -> int:
+    """The backtest a job saved with its configuration (kept when the job is deleted); else NotFound
+    (no such job, or one saved before backtests were stored) or Conflict (it saved none)."""
+    with db.connection() as conn:
+        backtest_id = backtest_store.job_backtest_id(conn, job_id)
+        row = None if backtest_id is not None else job_store.get_job(conn, job_id)
+    if backtest_id is not None:
+        return backtest_id
+    if row is None:
+        raise NotFound(f"training job {job_id} does not exist")
+    if row["status"] == "succeeded":
+        raise NotFound(f"training job {job_id} saved its configuration without a backtest (before backtests "
+                       "were stored); backtest its parameters with POST /api/v1/backtests")
+    if row["status"] in ("queued", "running"):
+        raise Conflict(f"training job {job_id} is {row['status']}: its best configuration is backtested when it "
+                       "saves it; meanwhile POST /api/v1/backtests tries any parameters")
+    raise Conflict(f"training job {job_id} ended {row['status']} without saving a configuration; backtest its "
+                   "best parameters with POST /api/v1/backtests")
 
 
 def configuration_items(rows: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
