@@ -13,8 +13,9 @@ const METRICS = [
   ["exposure", "Exposure", "percent"], ["sqn", "SQN", "score"],
 ];
 
+/** A metric for people; a missing ratio is an infinite one (no losing trade, no drawdown): metrics are never NaN. */
 function metricValue(value, kind) {
-  if (value === null || value === undefined) return kind === "score" ? "∞ or —" : DASH;
+  if (value === null || value === undefined) return kind === "score" ? "∞" : DASH;
   if (kind === "percent") return formatPercent(100 * value, 2);
   if (kind === "integer") return formatInteger(value);
   return formatScore(value);

@@ -39,7 +39,7 @@ function configurationRow(item) {
     h("td", { class: "params" }, formatParams(item.params)),
     h("td", { class: "window" }, `${formatDate(item.data_start)} – ${formatDate(item.data_end)}`),
     h("td", {}, formatDateTime(item.created_at)),
-    h("td", {}, openLink(item)));
+    h("td", { class: "open" }, openLink(item)));
 }
 
 export class ConfigurationsPage {

@@ -36,10 +36,15 @@ COUNT_COLORS = """([holder, colors]) => {
 }"""
 
 
-def grid_job(api, name: str) -> dict:
-    return api.create_job(job_name=name, strategy="sma_crossover", symbol="SYN", timeframe="5m", optimizer="grid",
-                          param_space=GRID, min_trades=1,
-                          validation={"train_window_days": 20, "test_window_days": 10})
+def open_grid_job(page, web, api, candles_of, name: str) -> dict:
+    """A grid of 12 sma_crossover configurations on 20,000 candles, trained, and its page open."""
+    candles_of("SYN", 20_000)
+    job = api.create_job(job_name=unique(name), strategy="sma_crossover", symbol="SYN", timeframe="5m",
+                         optimizer="grid", param_space=GRID, min_trades=1,
+                         validation={"train_window_days": 20, "test_window_days": 10})
+    wait_for_status(api, job["id"], ("succeeded",), timeout=90)
+    open_dashboard(page, web, f"/#/jobs/{job['id']}")
+    return job
 
 
 def section_shot(locator, name: str) -> None:
@@ -68,11 +73,8 @@ def candle_requests(page) -> list[dict]:
 
 
 def test_the_best_configuration_shows_candles_trades_equity_and_drawdown(page, web, workers, api, candles_of):
-    candles_of("SYN", 20_000)
-    job = grid_job(api, unique("best"))
-    wait_for_status(api, job["id"], ("succeeded",), timeout=90)
     asked = candle_requests(page)
-    open_dashboard(page, web, f"/#/jobs/{job['id']}")
+    job = open_grid_job(page, web, api, candles_of, "best")
     best = page.locator(".best-configuration")
     chart = best.locator(".price-chart")
     expect(chart).to_have_attribute("data-state", "ready")
@@ -104,10 +106,7 @@ def test_the_best_configuration_shows_candles_trades_equity_and_drawdown(page, w
 
 
 def test_the_search_draws_its_heatmap_slices_and_parallel_coordinates(page, web, workers, api, candles_of):
-    candles_of("SYN", 20_000)
-    job = grid_job(api, unique("search"))
-    wait_for_status(api, job["id"], ("succeeded",), timeout=90)
-    open_dashboard(page, web, f"/#/jobs/{job['id']}")
+    job = open_grid_job(page, web, api, candles_of, "search")
     search = page.locator(".search")
     analysis = requests.get(f"{web.url}/api/v1/training-jobs/{job['id']}/analysis", timeout=10).json()
     cells = search.locator(".search-heatmap rect.heatmap-cell")
@@ -124,10 +123,7 @@ def test_the_search_draws_its_heatmap_slices_and_parallel_coordinates(page, web,
 
 
 def test_parameters_tried_on_a_worker_are_shown_and_bad_ones_named(page, web, workers, api, candles_of):
-    candles_of("SYN", 20_000)
-    job = grid_job(api, unique("try"))
-    wait_for_status(api, job["id"], ("succeeded",), timeout=90)
-    open_dashboard(page, web, f"/#/jobs/{job['id']}")
+    job = open_grid_job(page, web, api, candles_of, "try")
     form = page.locator("form.try-form")
     expect(form.get_by_label("fast")).to_have_value(str(api.job(job["id"])["best_params"]["fast"]))
     form.get_by_label("fast").fill("7")

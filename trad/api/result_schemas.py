@@ -70,8 +70,8 @@ class WalkForwardSummary(BaseModel):
     skipped: str | None = Field(description="why validation made no folds, if it made none")
 
 
-class TrainedConfiguration(BaseModel):
-    """A saved winner: the configuration, its score and where it came from."""
+class Configuration(BaseModel):
+    """One configuration of a strategy on a symbol's candles, and how it scored."""
 
     id: int
     strategy: str
@@ -81,6 +81,11 @@ class TrainedConfiguration(BaseModel):
     objective: str
     score: float | None
     metrics: dict[str, Any]
+
+
+class TrainedConfiguration(Configuration):
+    """A saved winner: the configuration, its score and where it came from."""
+
     job_id: int | None = Field(description="the training job that saved it (kept after the job is deleted)")
     job_exists: bool
     backtest_id: int | None = Field(description="its stored backtest: GET /api/v1/backtests/{backtest_id}")
@@ -157,27 +162,19 @@ class TradePage(BaseModel):
     meta: PageMeta
 
 
-class BacktestView(BaseModel):
+class BacktestView(Configuration):
     """A stored backtest: metrics, equity and drawdown, the folds' out-of-sample segments, a page of trades.
     Its candles, for the chart, come by range from /api/v1/backtests/{id}/candles."""
 
-    id: int
     kind: Literal["trained", "adhoc"]
     training_job_id: int | None
     job_exists: bool
     trained_configuration_id: int | None
-    strategy: str
-    symbol: str
-    timeframe: str
-    params: dict[str, Any]
-    objective: str
-    score: float | None
     settings: dict[str, float]
     start: datetime
     end: datetime
     candles: int
     created_at: datetime
-    metrics: dict[str, Any]
     trades_stored: int = Field(description="trades listed over the whole range (metrics.n_trades counts all)")
     equity: EquityCurve
     folds: list[FoldSegment]
