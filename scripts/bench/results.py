@@ -206,6 +206,7 @@ def main() -> None:
     parser.add_argument("--backtests", type=int, default=10)
     parser.add_argument("--updates", type=int, default=160)
     parser.add_argument("--no-browser", action="store_true")
+    parser.add_argument("--parts", default="page,view,sse", help="which of page, view, sse to measure")
     parser.add_argument("--admin-url", default=ADMIN_URL)
     args = parser.parse_args()
     with scratch_database(args.admin_url) as url:
@@ -217,18 +218,28 @@ def main() -> None:
 
 
 def run(system: System, url: str, args: argparse.Namespace) -> None:
-    system.trad("data", "synth", "--symbol", "SMALL", "--timeframe", "5m", "--candles", "2000", "--seed", "1")
+    parts = set(args.parts.split(","))
     system.trad("data", "synth", "--symbol", "BIG", "--timeframe", "5m", "--candles", str(args.candles), "--seed", "2")
+    if "page" in parts:
+        measure_page(system, args)
+    big_id = measure_view(system, url, args) if "view" in parts else None
+    if "sse" in parts:
+        measure_sse(system, url, args, big_id or bench_row(url))
+
+
+def bench_row(url: str) -> int:
+    """A job row for the stream to carry, when no job was trained."""
+    return int(subprocess.run(["psql", url, "-Atc", "INSERT INTO training_jobs (job_name, strategy, symbol, timeframe, "
+                               "optimizer) VALUES ('bench', 'sma_crossover', 'BIG', '5m', 'grid') RETURNING id"],
+                              capture_output=True, text=True, check=True).stdout.split()[0])
+
+
+def measure_page(system: System, args: argparse.Namespace) -> None:
+    system.trad("data", "synth", "--symbol", "SMALL", "--timeframe", "5m", "--candles", "2000", "--seed", "1")
     started = time.perf_counter()
     searched = system.train(strategy="liquidity_sweep", symbol="SMALL", timeframe="5m", optimizer="random",
                             n_iterations=args.evaluations, n_jobs=2, seed=1, min_trades=1, validation={"enabled": False})
     print(f"job {searched['id']}: {args.evaluations:,} evaluations in {time.perf_counter() - started:.0f} s")
-    started = time.perf_counter()
-    big = system.train(strategy="liquidity_sweep", symbol="BIG", timeframe="5m", optimizer="random", n_iterations=8,
-                       seed=1, min_trades=1)
-    folds = len(big["result"]["validation"]["folds"])
-    print(f"job {big['id']}: {args.candles:,} candles, 8 evaluations, {folds} folds in {time.perf_counter() - started:.0f} s")
-
     print(f"\n1. the job page of the {args.evaluations:,}-evaluation job (target ≤ 1 s)")
     job_page_requests(system, searched["id"])
     detail_ready = [".chart-plot svg[aria-label]", ".search-view[data-scored]:not([data-scored='0'])",
@@ -237,6 +248,13 @@ def run(system: System, url: str, args: argparse.Namespace) -> None:
         print_ready("score chart, search views and best configuration drawn",
                     browser_ready(system, f"#/jobs/{searched['id']}", detail_ready))
 
+
+def measure_view(system: System, url: str, args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    big = system.train(strategy="liquidity_sweep", symbol="BIG", timeframe="5m", optimizer="random", n_iterations=8,
+                       seed=1, min_trades=1)
+    folds = len(big["result"]["validation"]["folds"])
+    print(f"job {big['id']}: {args.candles:,} candles, 8 evaluations, {folds} folds in {time.perf_counter() - started:.0f} s")
     print(f"\n2. the best configuration of the {args.candles:,}-candle job (target ≤ 1.5 s)")
     view = requests.get(f"{system.url}{API}/training-jobs/{big['id']}/backtest", timeout=30).json()
     for name, path, params in [("backtest", f"training-jobs/{big['id']}/backtest", {"page_size": 50}),
@@ -250,18 +268,20 @@ def run(system: System, url: str, args: argparse.Namespace) -> None:
     if not args.no_browser:
         print_ready("candle chart drawn",
                     browser_ready(system, f"#/jobs/{big['id']}", [".best-configuration .price-chart[data-state='ready']"]))
+    return big["id"]
 
+
+def measure_sse(system: System, url: str, args: argparse.Namespace, job_id: int) -> None:
     print(f"\n3. SSE COMMIT→client, {args.streams} streams, {args.updates} updates 50 ms apart (target: within 1.5×)")
-    alone = report_latencies("alone", stream_latencies(system, url, big["id"], args.streams, args.updates))
+    alone = report_latencies("alone", stream_latencies(system, url, job_id, args.streams, args.updates))
     outcome: dict = {}
-    busy = stream_latencies(system, url, big["id"], args.streams, args.updates,
+    busy = stream_latencies(system, url, job_id, args.streams, args.updates,
                             during=lambda: adhoc_backtests(system, args.backtests, "BIG", outcome))
     loaded = report_latencies(f"while {args.backtests} backtests of {args.candles:,} run", busy)
     answers = outcome.get("answers", [])
     print(f"  the backtests: statuses {sorted(s for s, _ in answers)}, "
           f"{min(t for _, t in answers):.1f}–{max(t for _, t in answers):.1f} s each; p99 ratio {loaded / alone:.2f}×")
     print(json.dumps({"p99_alone_ms": round(alone, 1), "p99_loaded_ms": round(loaded, 1)}))
-
 
 if __name__ == "__main__":
     main()

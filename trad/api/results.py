@@ -69,7 +69,7 @@ def backtest_candles(path: BacktestPath, query: CandleQuery):
     """The backtest's candles between `start` and `end` as at most `max_bars` bars (merged when the
     range holds more candles), with the trades open in that range: what the chart draws as it zooms."""
     with services().db.connection() as conn:
-        backtest = backtest_store.get_backtest(conn, path.backtest_id)
+        backtest = backtest_store.get_backtest(conn, path.backtest_id, overview=True)
         if backtest is None:
             raise NotFound(f"backtest {path.backtest_id} does not exist")
         window = candle_window(conn, backtest, query.start, query.end, query.max_bars)

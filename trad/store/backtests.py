@@ -73,11 +73,15 @@ def _copy_trades(cur: Any, backtest_id: int, fold: int, trades: pd.DataFrame) ->
                     "FROM STDIN WITH (FORMAT binary)", payload)
 
 
-def get_backtest(conn: Connection, backtest_id: int) -> dict | None:
-    """A stored backtest with its curves, bars and folds (not its trades), and whether its job still exists."""
+def get_backtest(conn: Connection, backtest_id: int, overview: bool = False) -> dict | None:
+    """A stored backtest with its curves and folds (its candles' overview only if asked: 140 kB of JSON
+    to parse), not its trades, and whether its job still exists."""
+    columns = "b.*" if overview else "b.id, b.kind, " + ", ".join(
+        f"b.{name}" for name in ("trained_configuration_id", "training_job_id", "trades_stored", "created_at",
+                                 *STORED_COLUMNS) if name != "overview")
     with conn.cursor() as cur:
-        cur.execute("""SELECT b.*, EXISTS (SELECT 1 FROM training_jobs j WHERE j.id = b.training_job_id) AS job_exists
-                         FROM backtests b WHERE b.id = %s""", (backtest_id,))
+        cur.execute(f"""SELECT {columns}, EXISTS (SELECT 1 FROM training_jobs j WHERE j.id = b.training_job_id)
+                                AS job_exists FROM backtests b WHERE b.id = %s""", (backtest_id,))
         row = cur.fetchone()
         return dict(row) if row else None
 
