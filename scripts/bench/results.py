@@ -15,8 +15,9 @@ liquidity-sweep episodes on 2,000 candles, and a short search with walk-forward 
 2. the best-configuration view of the second job: its two requests with their payload sizes,
    and in Chromium the time to the candle chart drawn — target ≤ 1.5 s;
 3. COMMIT→client latency of `--streams` SSE clients (scripts/bench/sse.py's client) over bursts
-   of row updates, alone and while `--backtests` POST /api/v1/backtests of `--candles` candles
-   run at once — target: p99 within 1.5× of the figure alone.
+   of updates of a small job row, alone and while `--backtests` POST /api/v1/backtests of
+   `--candles` candles run at once — target: p99 within 1.5× of the figure alone.
+`--parts page,view,sse` picks what to measure.
 The 1-minute load average is printed with every figure: on a shared machine they are only as good as it.
 """
 
@@ -222,13 +223,15 @@ def run(system: System, url: str, args: argparse.Namespace) -> None:
     system.trad("data", "synth", "--symbol", "BIG", "--timeframe", "5m", "--candles", str(args.candles), "--seed", "2")
     if "page" in parts:
         measure_page(system, args)
-    big_id = measure_view(system, url, args) if "view" in parts else None
+    if "view" in parts:
+        measure_view(system, url, args)
     if "sse" in parts:
-        measure_sse(system, url, args, big_id or bench_row(url))
+        measure_sse(system, url, args, bench_row(url))
 
 
 def bench_row(url: str) -> int:
-    """A job row for the stream to carry, when no job was trained."""
+    """A small job row for the streams to carry, as scripts/bench/sse.py uses (the 1M-candle job's row,
+    40 kB with its 112 folds, would time the copying of 8 MB to 200 clients per change instead)."""
     return int(subprocess.run(["psql", url, "-Atc", "INSERT INTO training_jobs (job_name, strategy, symbol, timeframe, "
                                "optimizer) VALUES ('bench', 'sma_crossover', 'BIG', '5m', 'grid') RETURNING id"],
                               capture_output=True, text=True, check=True).stdout.split()[0])
@@ -249,7 +252,7 @@ def measure_page(system: System, args: argparse.Namespace) -> None:
                     browser_ready(system, f"#/jobs/{searched['id']}", detail_ready))
 
 
-def measure_view(system: System, url: str, args: argparse.Namespace) -> int:
+def measure_view(system: System, url: str, args: argparse.Namespace) -> None:
     started = time.perf_counter()
     big = system.train(strategy="liquidity_sweep", symbol="BIG", timeframe="5m", optimizer="random", n_iterations=8,
                        seed=1, min_trades=1)
@@ -268,7 +271,6 @@ def measure_view(system: System, url: str, args: argparse.Namespace) -> int:
     if not args.no_browser:
         print_ready("candle chart drawn",
                     browser_ready(system, f"#/jobs/{big['id']}", [".best-configuration .price-chart[data-state='ready']"]))
-    return big["id"]
 
 
 def measure_sse(system: System, url: str, args: argparse.Namespace, job_id: int) -> None:
