@@ -7,11 +7,13 @@ from __future__ import annotations
 import csv
 import io
 import math
+import time
 
 import numpy as np
 import pandas as pd
 import pytest
 from rq import Queue, Worker
+from rq.registry import CanceledJobRegistry, FinishedJobRegistry
 
 from tests.api.support import JOBS, assert_error, wait_for
 from trad.jobs.backtests import backtest_queue
@@ -257,3 +259,26 @@ def test_backtests_beyond_the_bounds_are_refused(make_app, settings, redis, cand
         assert answer.headers["Retry-After"] == "5" and waiting.count == 2
     finally:
         waiting.empty()
+
+
+def test_a_backtest_no_free_worker_takes_in_time_is_503_and_withdrawn(client, make_app, redis, settings, candles_of,
+                                                                     start_worker):
+    from tests.api.test_jobs import long_body
+
+    candles_of("SYN", 20_000)
+    candles_of("LONG", 100_000)
+    worker = start_worker()
+    busy = client.post(JOBS, json=long_body()).get_json()  # the only worker trains for about a minute
+    wait_for(lambda: client.get(f"{JOBS}/{busy['id']}").get_json()["status"] == "running", 30,
+             what="the worker running the long job")
+    impatient = make_app(backtest_wait=2).test_client()
+    started = time.monotonic()
+    answer = impatient.post(BACKTESTS, json={"strategy": "sma_crossover", "symbol": "SYN", "timeframe": "5m"})
+    error = assert_error(answer, 503, "SERVICE_UNAVAILABLE")
+    assert "within 2 s" in error["message"] and 2 <= time.monotonic() - started < 6
+    queue = backtest_queue(redis, settings)
+    withdrawn = CanceledJobRegistry(queue=queue)
+    assert queue.count == 0 and withdrawn.count == 1  # it will not run after its caller gave up
+    client.post(f"{JOBS}/{busy['id']}/stop")
+    wait_for(lambda: client.get(f"{JOBS}/{busy['id']}").get_json()["status"] == "stopped", 30, what="the stop")
+    assert FinishedJobRegistry(queue=queue).count == 0 and withdrawn.count == 1, worker.output()

@@ -154,7 +154,7 @@ def request_backtest(db: Database, redis: redis_lib.Redis, settings: Settings, r
     if not Worker.all(queue=queue):
         raise ServiceUnavailable("no worker serves backtests: start one with `trad worker`")
     wait = settings.backtest_wait
-    job = queue.enqueue(RUN_BACKTEST, request.model_dump(mode="json"), job_id=f"backtest-{uuid.uuid4().hex[:16]}",
+    job = queue.enqueue(RUN_BACKTEST, request.model_dump(mode="json"), job_id=f"{queue.name}-{uuid.uuid4().hex[:16]}",
                         job_timeout=RUN_TIMEOUT, ttl=int(wait) + 1, result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL,
                         description=f"backtest {request.strategy} {request.symbol} {request.timeframe}")
     return _await_result(job, wait)
