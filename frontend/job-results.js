@@ -53,8 +53,10 @@ export class JobResults {
   /** The newest row of the shown job: load its backtest once it has saved it; keep the form's context. */
   applyRow(row) {
     if (row.id !== this.id) return;
-    if (row.status === "succeeded") {
+    if (row.status === "succeeded" && row.result?.backtest_stored) {
       if (this.bestFor !== row.id) this.loadBest(row.id);
+    } else if (row.status === "succeeded") {
+      setText(this.bestNote, "This job saved its configuration before backtests were stored; try its parameters below.");
     } else {
       setText(this.bestNote, row.status === "queued" || row.status === "running"
         ? "The best configuration is backtested when the job saves it; its trades and equity appear here then."

@@ -50,6 +50,7 @@ def test_the_winner_is_stored_with_its_trades_curves_and_folds(client, db, setti
     view = answer.get_json()
     data, result = full_backtest(db, final["best_params"])
     assert view["kind"] == "trained" and view["training_job_id"] == final["id"] and view["job_exists"]
+    assert final["result"]["backtest_stored"] is True  # the page asks for the backtest only then
     assert view["params"] == final["best_params"] and view["score"] == pytest.approx(final["best_score"])
     assert view["metrics"]["n_trades"] == len(result.trades) == view["trades"]["meta"]["total"]
     assert view["candles"] == len(data) == 20_000 and "overview" not in view

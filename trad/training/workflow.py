@@ -222,7 +222,7 @@ def save_configuration(run: Run, validation: dict[str, Any] | None) -> None:
         insert_backtest(conn, record.columns(), record.trades, "trained", trained_configuration_id=saved["id"],
                         training_job_id=run.job_id)
 
-    result = {**_partial_result(run), "validation": validation}
+    result = {**_partial_result(run), "validation": validation, "backtest_stored": True}  # committed with it
     run.callback.finish("succeeded", result=result, before_row=insert)
     log.info("job %s saved trained configuration %s", run.job_id, saved.get("id"))
 
