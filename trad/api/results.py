@@ -41,9 +41,12 @@ def list_trained_configurations(query: ConfigurationQuery):
 
 @bp.get("/training-jobs/<int:job_id>/backtest", responses={200: BacktestView, **errors(404, 409)})
 def job_backtest(path: JobPath, query: BacktestQuery):
-    """The best configuration's backtest on the job's candles, stored when the job saved it (so it
-    outlives the job): metrics, equity and drawdown, the out-of-sample segment of every fold, a page
-    of trades (`fold` picks the list; `format=csv` sends all of it)."""
+    """The best configuration's backtest on the job's candles.
+
+    Stored when the job saved its configuration, so it outlives the job: metrics, equity and
+    drawdown, the out-of-sample segment of every fold, a page of trades (`fold` picks the list;
+    `format=csv` sends all of it as a file). 409 while the job has saved none.
+    """
     return _backtest_response(saved_backtest_id(services().db, path.job_id), query)
 
 
@@ -55,9 +58,12 @@ def get_backtest(path: BacktestPath, query: BacktestQuery):
 
 @bp.post("/backtests", responses={201: BacktestView, **errors(400, 413, 415, 429)})
 def create_backtest(body: BacktestRequest):
-    """Backtest one configuration now, in a worker (the web process never runs it): 422 beyond
-    TRAD_BACKTEST_MAX_CANDLES candles, 429 when TRAD_BACKTEST_MAX_PENDING are already waiting, 503
-    when no worker takes it within TRAD_BACKTEST_WAIT seconds. Answers like GET /backtests/{id}."""
+    """Backtest one configuration now, in a worker.
+
+    The web process never runs it: 422 beyond TRAD_BACKTEST_MAX_CANDLES candles, 429 when
+    TRAD_BACKTEST_MAX_PENDING are already waiting, 503 when no worker finishes it within
+    TRAD_BACKTEST_WAIT seconds. Answers like GET /backtests/{id}; kept a day.
+    """
     svc = services()
     backtest_id = request_backtest(svc.db, svc.redis, svc.settings, body)
     answer = _backtest_response(backtest_id, BacktestQuery())
@@ -66,8 +72,11 @@ def create_backtest(body: BacktestRequest):
 
 @bp.get("/backtests/<int:backtest_id>/candles", responses={200: CandleWindow, **errors(404)})
 def backtest_candles(path: BacktestPath, query: CandleQuery):
-    """The backtest's candles between `start` and `end` as at most `max_bars` bars (merged when the
-    range holds more candles), with the trades open in that range: what the chart draws as it zooms."""
+    """A range of the backtest's candles as bars, with the trades open then.
+
+    At most `max_bars` bars between `start` and `end`: the candles themselves, or merged when the
+    range holds more. What the chart draws as it zooms and pans.
+    """
     with services().db.connection() as conn:
         backtest = backtest_store.get_backtest(conn, path.backtest_id, overview=True)
         if backtest is None:
@@ -78,9 +87,12 @@ def backtest_candles(path: BacktestPath, query: CandleQuery):
 
 @bp.get("/training-jobs/<int:job_id>/analysis", responses={200: SearchAnalysis, **errors(404)})
 def job_analysis(path: JobPath):
-    """The search's shape from its recorded evaluations: per parameter the score against its value
-    (slices), each parameter's share of the score's variance (importance), the two most important
-    as a score grid, and a sample of evaluations. Grows while the job runs."""
+    """The shape of the job's search, from its recorded evaluations.
+
+    Per parameter the score against its value (slices), each parameter's share of the score's
+    variance (importance), the two most important as a score grid, and a sample of evaluations.
+    Grows while the job runs.
+    """
     db = services().db
     row = control.get_job_or_404(db, path.job_id)
     return shaped(SearchAnalysis, analysis_of_job(db, row))
