@@ -53,7 +53,7 @@ class System:
     def __init__(self, database_url: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        tag = f"bench-results-{uuid.uuid4().hex[:6]}"
+        self.tag = tag = f"bench-results-{uuid.uuid4().hex[:6]}"
         self.env = {**os.environ, "TRAD_DATABASE_URL": database_url, "PORT": str(self.port), "TRAD_QUEUE": tag,
                     "TRAD_REDIS_PREFIX": f"{tag}:", "TRAD_PROGRESS_INTERVAL": "1", "TRAD_BACKTEST_WAIT": "120"}
         self.processes = [self._start("serve"), self._start("worker", "--name", f"{tag}-1"),
@@ -96,6 +96,19 @@ class System:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
+        self.forget_redis_keys()
+
+    def forget_redis_keys(self) -> None:
+        """Delete what this run left in Redis: its queues' keys and registries, and the runs they name."""
+        import redis
+
+        client = redis.Redis.from_url(self.env.get("TRAD_REDIS_URL") or "redis://localhost:6379/0")
+        keys = list(client.scan_iter(match=f"*{self.tag}*", count=1000))
+        runs = {run.decode() for key in keys if client.type(key) == b"zset" for run in client.zrange(key, 0, -1)}
+        keys += [f"rq:{kind}:{run}" for run in runs for kind in ("job", "results")]
+        if keys:
+            client.delete(*keys)
+        client.close()
 
 
 def timed_get(url: str, **params) -> tuple[float, int]:
