@@ -8,7 +8,8 @@ equity's maximum and minimum, the bottom of the deepest drawdown) are always kep
 buckets are then fewer, so the total never exceeds `n_out`. The choice is invariant to
 scaling either axis, so candle positions serve as x.
 
-Measured: 1,000,000 points → 2,000 in 25–40 ms (one numpy pass per bucket).
+Measured: 1,000,000 points → 2,000 in ~40 ms (the buckets' means at once, then a few numpy
+operations per bucket; a loop computing each bucket's mean on its own took ~100 ms).
 """
 
 from __future__ import annotations
