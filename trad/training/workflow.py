@@ -25,10 +25,12 @@ from trad.optimize import (BacktestEvaluator, Evaluation, OptimizationResult, bu
                            make_optimizer)
 from trad.store import configs as config_store
 from trad.store import jobs as job_store
+from trad.store.backtests import insert_backtest
 from trad.store.candles import load_frame
 from trad.store.metrics import job_metrics
 from trad.strategies import get_strategy
 from trad.training.config import TrainingConfig
+from trad.training.results import backtest_record
 from trad.training.steps import DATA_COLLECTION, OPTIMIZATION, SAVE_CONFIGURATION, VALIDATION
 from trad.training.validation import validate_walk_forward, validation_work
 
@@ -214,12 +216,16 @@ def validate(run: Run) -> dict[str, Any]:
 
 
 def save_configuration(run: Run, validation: dict[str, Any] | None) -> None:
-    """Step 4: the winner goes into trained_configurations, in the transaction that ends the job."""
+    """Step 4: the winner goes into trained_configurations with its backtest (trades, curves, folds), in
+    the transaction that ends the job."""
     row, best, data = run.row, run.search.best, run.data
     skipped = (validation or {}).get("skipped")  # the step indicator shows it while this step runs
     state = {"validation_off": True} if validation is None else {"validation_skipped": skipped} if skipped else {}
     run.callback.enter_step(SAVE_CONFIGURATION, {"params": best.params, **state})
     saved: dict[str, Any] = {}
+    record = backtest_record(data, strategy=row["strategy"], symbol=row["symbol"], timeframe=row["timeframe"],
+                             params=best.params, settings=run.config.engine_settings, objective=row["objective"],
+                             min_trades=run.config.min_trades, validation=validation)
 
     def insert(conn) -> None:
         saved.update(config_store.insert_configuration(
@@ -228,8 +234,10 @@ def save_configuration(run: Run, validation: dict[str, Any] | None) -> None:
             validation=validation, training_job_id=run.job_id,
             data_start=data["timestamp"].iloc[0].to_pydatetime(),
             data_end=data["timestamp"].iloc[-1].to_pydatetime()))
+        insert_backtest(conn, record.columns(), record.trades, "trained", trained_configuration_id=saved["id"],
+                        training_job_id=run.job_id)
 
-    result = {**_partial_result(run), "validation": validation}
+    result = {**_partial_result(run), "validation": validation, "backtest_stored": True}  # committed with it
     run.callback.finish("succeeded", result=result, before_row=insert)
     log.info("job %s saved trained configuration %s", run.job_id, saved.get("id"))
 
