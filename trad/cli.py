@@ -120,7 +120,9 @@ def preload_training_modules() -> None:
 @cli.command()
 @click.option("--name", default=None, help="Worker name (default: host and process id).")
 @click.option("--burst", is_flag=True, help="Exit once the queue is empty.")
-def worker(name: str | None, burst: bool) -> None:
+@click.option("--backtests-only", is_flag=True,
+              help="Serve only ad-hoc backtests (answers them while other workers train).")
+def worker(name: str | None, burst: bool, backtests_only: bool) -> None:
     """Run an RQ worker for training jobs and ad-hoc backtests, backtests first (reconciles crashed
     and lost jobs as it goes)."""
     import logging
@@ -133,7 +135,9 @@ def worker(name: str | None, burst: bool) -> None:
     settings = get_settings()
     preload_training_modules()
     connection = connect_redis(settings)
-    queues = [backtest_queue(connection, settings), training_queue(connection, settings)]
+    queues = [backtest_queue(connection, settings)]
+    if not backtests_only:
+        queues.append(training_queue(connection, settings))
     training_worker = TrainingWorker(queues, connection=connection, name=name, settings=settings)
     training_worker.reconcile()
     training_worker.work(burst=burst, with_scheduler=False, logging_level="INFO")
