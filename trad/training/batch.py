@@ -19,6 +19,7 @@ from trad.db import CONNECTION_ERRORS, Database
 from trad.errors import Conflict, InvalidInput, NotFound, TradError
 from trad.store import batches as batch_store
 from trad.store.candles import candle_summary
+from trad.training.forecast import format_eta
 from trad.store.configs import latest_configuration
 
 log = logging.getLogger(__name__)
@@ -329,14 +330,5 @@ def _job_gap(jobs: list[Mapping[str, Any]]) -> float:
 
 
 def format_duration(seconds: float | None) -> str | None:
-    """62 → '1m 02s', 3723 → '1h 02m 03s', 9 → '9s'."""
-    if seconds is None:
-        return None
-    total = int(round(seconds))
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m {secs:02d}s"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
+    """62 → '1m 02s', 3723 → '1h 02m 03s', 9 → '9s' (None stays None)."""
+    return None if seconds is None else format_eta(seconds, compact=True)

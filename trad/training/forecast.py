@@ -271,11 +271,15 @@ class JobForecast:
         return candles_left * (trust * own + (1.0 - trust) * guess)
 
 
-def format_eta(seconds: float) -> str:
-    """41 → '41 s', 125 → '2 min 05 s', 3725 → '1 h 02 min'."""
+def format_eta(seconds: float, compact: bool = False) -> str:
+    """41 → '41 s', 125 → '2 min 05 s', 3725 → '1 h 02 min'; `compact` (the batch API's seed
+    format, every unit kept): 9 → '9s', 62 → '1m 02s', 3723 → '1h 02m 03s'."""
     total = max(0, int(round(seconds)))
     hours, rest = divmod(total, 3600)
     minutes, secs = divmod(rest, 60)
+    if compact:
+        return (f"{hours}h {minutes:02d}m {secs:02d}s" if hours else
+                f"{minutes}m {secs:02d}s" if minutes else f"{secs}s")
     if hours:
         return f"{hours} h {minutes:02d} min"
     if minutes:
