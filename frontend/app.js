@@ -1,7 +1,9 @@
 // The dashboard: wires the components to the API, the job stream and the address (#/jobs/<id>).
 
 import { api, getToken, onUnauthorized, openJobStream, setToken, shareTokenWithLinks } from "./api.js";
+import { BacktestPage } from "./backtest-page.js";
 import { BatchPanel } from "./batch-panel.js";
+import { ConfigurationsPage } from "./configurations.js";
 import { h, replaceChildren } from "./dom.js";
 import { HealthStatus } from "./health-status.js";
 import { JobDetail } from "./job-detail.js";
@@ -31,6 +33,8 @@ const form = new JobForm($("job-form"), { onCreated: acceptRow });
 const batch = new BatchPanel($("batch-panel"), { onError: showNotice });
 const live = new LiveIndicator($("live"));
 const health = new HealthStatus($("health"));
+const configurations = new ConfigurationsPage($("configurations-view"));
+const backtestPage = new BacktestPage($("backtest-view"));
 
 /** A row from anywhere (stream, REST answer): an older version than the one known is ignored. */
 function acceptRow(row) {
@@ -51,11 +55,30 @@ function forgetJob(id) {
   }
 }
 
+/** The trained configurations (#/configurations) and a stored backtest (#/backtests/<id>). */
+function routeResults() {
+  const onList = location.hash === "#/configurations";
+  const backtest = location.hash.match(/^#\/backtests\/(\d+)$/);
+  $("configurations-view").hidden = !onList;
+  $("backtest-view").hidden = !backtest;
+  if (onList) {
+    configurations.load();
+    document.title = "Trained configurations · trad";
+  }
+  if (backtest) {
+    backtestPage.open(Number(backtest[1]));
+    document.title = `Backtest #${backtest[1]} · trad`;
+  } else backtestPage.close();
+  return onList || Boolean(backtest);
+}
+
 function route() {
   const match = location.hash.match(/^#\/jobs\/(\d+)$/);
-  $("list-view").hidden = Boolean(match);
+  const results = routeResults();
+  $("list-view").hidden = Boolean(match) || results;
   $("detail-view").hidden = !match;
-  if (match) {
+  if (results) detail.close();
+  else if (match) {
     const id = Number(match[1]);
     if (detail.id !== id) detail.open(id);
     document.title = `Job #${id} · trad`;
@@ -157,7 +180,10 @@ $("forget-token").addEventListener("click", () => {
 let resizeTimer = null;
 window.addEventListener("resize", () => {
   clearTimeout(resizeTimer);
-  resizeTimer = setTimeout(() => detail.resize(), 150);
+  resizeTimer = setTimeout(() => {
+    detail.resize();
+    backtestPage.resize();
+  }, 150);
 });
 window.addEventListener("hashchange", route);
 document.addEventListener("visibilitychange", () => {

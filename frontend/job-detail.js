@@ -1,4 +1,5 @@
-// One job in full: steps, optimizer stats, score chart, walk-forward folds, log, and its controls.
+// One job in full: steps, optimizer stats, score chart, its results (best configuration, search, try),
+// walk-forward folds, log, and its controls.
 
 import { api } from "./api.js";
 import { confirmAction } from "./confirm-dialog.js";
@@ -6,6 +7,7 @@ import { h, replaceChildren, setText } from "./dom.js";
 import { formatClock, formatDate, formatDateTime, formatInteger, formatScore, formatValue, DASH } from "./format.js";
 import { FoldTable } from "./fold-table.js";
 import { candleLine, episodeLine, isActive, statusBadge, stepLine, timingLine } from "./job-status.js";
+import { JobResults } from "./job-results.js";
 import { LogPane } from "./log-pane.js";
 import { ProgressBar } from "./progress-bar.js";
 import { mergeSeries, ScoreChart } from "./score-chart.js";
@@ -45,6 +47,7 @@ export class JobDetail {
     this.params = h("dl", { class: "params-list" });
     this.chart = new ScoreChart();
     this.folds = new FoldTable();
+    this.results = new JobResults();
     this.logs = new LogPane();
     this.el = h("article", { class: "job-detail", "aria-labelledby": "detail-title" },
       h("a", { class: "back", href: "#/" }, "← All jobs"),
@@ -57,7 +60,9 @@ export class JobDetail {
       h("div", { class: "detail-grid" },
         section("Optimizer", this.stats, h("h4", {}, "Best parameters"), this.params),
         section("Score per episode", this.chart.el)),
+      this.results.bestSection, this.results.searchSection,
       section("Walk-forward validation", this.folds.el),
+      this.results.trySection,
       section("Log", this.logs.el));
     replaceChildren(container, this.el);
   }
@@ -70,6 +75,7 @@ export class JobDetail {
     this.showAlert("");
     setText(this.title, `Job #${id}`);
     this.logs.open(id);
+    this.results.open(id);
     try {
       const row = await api(`/api/v1/training-jobs/${id}`);
       if (this.id === id) this.onRow(row);
@@ -84,9 +90,11 @@ export class JobDetail {
     clearTimeout(this.metricsTimer);
     this.metricsTimer = null;
     this.metricsAgain = false;
+    this.metricsAt = 0; // another job's last fetch does not delay this one's first
     this.series = null;
     this.metricsThrough = null;
     this.chart.draw(null);
+    this.results.close();
     this.logs.close();
   }
 
@@ -96,6 +104,7 @@ export class JobDetail {
     const before = this.row;
     this.row = row;
     this.render(row);
+    this.results.applyRow(row);
     if (!before || before.current_episode !== row.current_episode || before.status !== row.status) this.scheduleMetrics();
     if (isActive(row)) this.logs.tail();
     else {
@@ -170,6 +179,7 @@ export class JobDetail {
     this.metricsLoading = true;
     this.metricsAt = Date.now();
     try {
+      this.results.refreshAnalysis(); // fetched beside the scores, not after them
       // Only what is new: everything after the iteration the last answer said was final.
       const after = this.metricsThrough;
       const page = await api(`/api/v1/training-jobs/${id}/metrics`, { query: { after_iteration: after ?? undefined } });
@@ -229,5 +239,6 @@ export class JobDetail {
 
   resize() {
     this.chart.render();
+    this.results.resize();
   }
 }

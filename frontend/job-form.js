@@ -165,7 +165,7 @@ export class JobForm {
     const folds = countFolds(span, ...days);
     setText(this.windowHint, !range ? ""
       : folds ? `${formatInteger(folds)} fold${folds === 1 ? "" : "s"} over the ${formatInteger(span)} days of ${symbol} ${timeframe}.`
-        : `No fold fits in the ${formatInteger(span)} days of ${symbol} ${timeframe}: validation would be skipped.`);
+        : `No fold fits in the ${formatInteger(span)} days of ${symbol} ${timeframe}: the server will refuse these windows.`);
     this.windowHint.classList.toggle("warn", Boolean(range) && !folds);
   }
 

@@ -7,7 +7,7 @@ const ALL_STEPS = ["Data Collection", "Optimization", "Validation", "Save Config
 const VALIDATION = "Validation";
 
 function validationOff(row) {
-  return row.total_steps === 3 || row.config?.validation?.enabled === false;
+  return row.total_steps === 3 || row.config?.validation?.enabled === false || Boolean(row.step_details?.validation_off);
 }
 
 /** The step names of a job, as its row numbers them: three when its validation is off. */

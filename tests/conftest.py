@@ -33,7 +33,8 @@ ADMIN_URL = os.environ.get("TRAD_TEST_POSTGRES_URL", "postgresql://postgres@127.
 REDIS_URL = os.environ.get("TRAD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 USER_TABLES = ("training_metrics", "training_logs", "trained_configurations", "training_jobs",
-               "training_job_deletions", "training_job_deletions_pruned", "training_batches", "candles")
+               "training_job_deletions", "training_job_deletions_pruned", "training_batches", "candles",
+               "backtests")
 
 
 def database_url(name: str) -> str:

@@ -184,3 +184,25 @@ def test_cancel_after_current_stops_only_what_has_not_started(env, clean_db, can
     with clean_db.cursor() as cur:
         cur.execute("SELECT status, cancel_requested FROM training_jobs ORDER BY id")
         assert [tuple(r.values()) for r in cur.fetchall()] == [("running", False), ("stopped", True)]
+
+
+def test_results_print_the_winners_metrics_and_trades_and_write_them_as_csv(env, clean_db, settings, make_job,
+                                                                            candles_of, tmp_path):
+    from trad.training.workflow import run_training
+
+    candles_of("SYN", 20_000)
+    job = make_job(config={"param_space": {"fast": {"choices": [5, 10]}, "slow": {"choices": [50]}}, "min_trades": 1,
+                           "validation": {"train_window_days": 20, "test_window_days": 10}})
+    final = run_training(job["id"], settings)
+    csv_file = tmp_path / "trades.csv"
+    shown = trad(env, "results", str(job["id"]), "--trades-csv", str(csv_file))
+    assert shown.returncode == 0, shown.stderr
+    trades = final["result"]["best_metrics"]["n_trades"]
+    assert f"parameters  fast={final['best_params']['fast']} slow=50" in shown.stdout
+    assert re.search(rf"^trades +{trades}$", shown.stdout, re.M) and f"trade list  {trades}: won" in shown.stdout
+    assert re.search(r"^walk-forward  \d+ folds", shown.stdout, re.M)
+    assert f"wrote {trades} trades to {csv_file}" in shown.stdout
+    lines = csv_file.read_text().splitlines()
+    assert lines[0].startswith("number,entry_time,exit_time") and len(lines) == trades + 1
+    missing = trad(env, "results", "999")
+    assert missing.returncode == 2 and missing.stderr.strip() == "error: training job 999 does not exist"

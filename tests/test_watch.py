@@ -160,3 +160,18 @@ def test_a_reset_reconnects_without_the_last_event_id():
         server.shutdown()
     assert [r["status"] for r in rows] == ["running", "succeeded"]
     assert ResetThenRow.seen_event_ids == [None, None]
+
+
+def test_the_eta_counts_down_from_the_rows_estimated_completion_as_on_the_dashboard():
+    from datetime import datetime, timedelta, timezone
+
+    from trad.watch import seconds_left
+
+    now = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
+    row = {"status": "running", "eta_seconds": 50.0,
+           "estimated_completion": (now + timedelta(seconds=41)).isoformat()}
+    assert seconds_left(row, now) == 41.0
+    assert seconds_left(row, now + timedelta(seconds=11)) == 30.0  # between two rows
+    assert seconds_left(row, now + timedelta(seconds=60)) == 0.0
+    assert seconds_left({**row, "estimated_completion": None}, now) == 50.0
+    assert seconds_left({**row, "status": "succeeded"}, now) is None

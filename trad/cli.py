@@ -120,10 +120,14 @@ def preload_training_modules() -> None:
 @cli.command()
 @click.option("--name", default=None, help="Worker name (default: host and process id).")
 @click.option("--burst", is_flag=True, help="Exit once the queue is empty.")
-def worker(name: str | None, burst: bool) -> None:
-    """Run an RQ worker for training jobs (reconciles crashed and lost jobs as it goes)."""
+@click.option("--backtests-only", is_flag=True,
+              help="Serve only ad-hoc backtests (answers them while other workers train).")
+def worker(name: str | None, burst: bool, backtests_only: bool) -> None:
+    """Run an RQ worker for training jobs and ad-hoc backtests, backtests first (reconciles crashed
+    and lost jobs as it goes)."""
     import logging
 
+    from trad.jobs.backtests import backtest_queue
     from trad.jobs.queue import connect_redis, training_queue
     from trad.jobs.runner import TrainingWorker
 
@@ -131,8 +135,10 @@ def worker(name: str | None, burst: bool) -> None:
     settings = get_settings()
     preload_training_modules()
     connection = connect_redis(settings)
-    training_worker = TrainingWorker([training_queue(connection, settings)], connection=connection,
-                                     name=name, settings=settings)
+    queues = [backtest_queue(connection, settings)]
+    if not backtests_only:
+        queues.append(training_queue(connection, settings))
+    training_worker = TrainingWorker(queues, connection=connection, name=name, settings=settings)
     training_worker.reconcile()
     training_worker.work(burst=burst, with_scheduler=False, logging_level="INFO")
 
@@ -240,6 +246,20 @@ def watch(job_id: int, url: str | None, reconnect_for: float) -> None:
         click.echo(f"error: {exc.message}", err=True)
         code = exc.exit_code
     sys.exit(code)
+
+
+@cli.command()
+@click.argument("job_id", type=int)
+@click.option("--trades-csv", type=click.Path(dir_okay=False, writable=True, path_type=Path), default=None,
+              metavar="FILE", help="Also write every trade to FILE as CSV.")
+def results(job_id: int, trades_csv: Path | None) -> None:
+    """The best configuration's backtest of a job (also of a deleted one): metrics and its trades."""
+    from trad.results_text import results_text, write_trades_csv
+
+    db = _database()
+    click.echo(results_text(db, job_id))
+    if trades_csv is not None:
+        click.echo(f"wrote {write_trades_csv(db, job_id, trades_csv):,} trades to {trades_csv}")
 
 
 @cli.command()

@@ -172,7 +172,9 @@ class Demo:
         wait_for_web(self.url, self.settings.api_token, self.children[0])
 
     def start_children(self) -> None:
-        """`trad serve` and `trad worker` on the demo's servers; progress written every second."""
+        """`trad serve` and `trad worker` on the demo's servers; progress written every second. A
+        second worker serves only ad-hoc backtests, so "try these parameters" answers while the
+        demo job trains."""
         env = {**os.environ, "TRAD_DATABASE_URL": self.settings.database_url,
                "TRAD_REDIS_URL": self.settings.redis_url, "PYTHONUNBUFFERED": "1",
                "TRAD_PROGRESS_INTERVAL": os.environ.get("TRAD_PROGRESS_INTERVAL") or PROGRESS_INTERVAL}
@@ -182,6 +184,9 @@ class Demo:
                                          logs / "web.log", env))
         self.children.append(Child.start("worker", [*trad, "worker", "--name", self.worker_name],
                                          logs / "worker.log", env))
+        self.children.append(Child.start("backtest worker", [*trad, "worker", "--backtests-only",
+                                                             "--name", f"{self.worker_name}-backtests"],
+                                         logs / "backtest-worker.log", env))
 
     def start_servers(self) -> None:
         """Embed PostgreSQL and Redis unless their URLs were given."""

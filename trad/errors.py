@@ -4,7 +4,8 @@
      ├── InvalidInput        bad input from a user: 422 (CLI: exit 2)
      ├── NotFound            an unknown id: 404
      ├── Conflict            an action the current state forbids: 409
-     ├── ServiceUnavailable  PostgreSQL or Redis cannot be reached: 503
+     ├── ServiceUnavailable  PostgreSQL or Redis cannot be reached (or no worker answers): 503
+     ├── Busy                too much work waiting already (ad-hoc backtests): 429
      └── Cancelled           a stop was requested; training unwinds and ends `stopped`
 
 The core raises these; the API maps them to the JSON error shape in one handler.
@@ -53,6 +54,12 @@ class ServiceUnavailable(TradError):
     """PostgreSQL or Redis does not answer."""
 
     code = "SERVICE_UNAVAILABLE"
+
+
+class Busy(TradError):
+    """Too much of this work is waiting already; try again in a few seconds."""
+
+    code = "TOO_MANY_REQUESTS"
 
 
 class Cancelled(TradError):

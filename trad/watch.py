@@ -1,7 +1,8 @@
 """`trad watch JOB_ID`: a live terminal view of one training job, fed by its SSE stream.
 
 Bars for the whole job, the current step, the episodes and the candles of the running
-backtest, with the best score and the ETA; returns when the job reaches its end. Nothing
+backtest, with the best score and the ETA (counted down from the row's `estimated_completion`,
+as the dashboard does); returns when the job reaches its end. Nothing
 is drawn before the first row arrives, so a watch that cannot start prints one line.
 
 Once the stream has started, a dropped connection (the web server restarting) is retried
@@ -22,11 +23,15 @@ from __future__ import annotations
 import http.client
 import json
 import time
+from datetime import datetime, timezone
 from typing import Any, Iterator
 from urllib.parse import urlsplit
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+from rich.progress import BarColumn, Progress, ProgressColumn, TaskProgressColumn, TextColumn
+from rich.text import Text
+
+from trad.training.forecast import format_eta
 
 EXIT_CODES = {"succeeded": 0, "failed": 1, "stopped": 3}
 NO_SUCH_JOB, TOKEN_REFUSED, NOT_ANSWERING, STREAM_LOST = 4, 5, 6, 7
@@ -171,13 +176,24 @@ def _lines_as_they_arrive(response: Any) -> Iterator[bytes]:
         yield from lines
 
 
-def _eta(row: dict[str, Any]) -> str:
-    seconds = row.get("eta_seconds")
-    if seconds is None:
-        return "ETA –"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"ETA {hours}:{minutes:02d}:{secs:02d}" if hours else f"ETA {minutes}:{secs:02d}"
+def seconds_left(row: dict[str, Any], now: datetime | None = None) -> float | None:
+    """The row's ETA now: counted down from `estimated_completion`, else `eta_seconds` (as the dashboard)."""
+    if row.get("status") != "running":
+        return None
+    if row.get("estimated_completion"):
+        completion = datetime.fromisoformat(str(row["estimated_completion"]).replace("Z", "+00:00"))
+        return max(0.0, (completion - (now or datetime.now(timezone.utc))).total_seconds())
+    return row.get("eta_seconds")
+
+
+class EtaColumn(ProgressColumn):
+    """`ETA 3 min 20 s` for the job's bar, counted down between rows; empty for the other bars."""
+
+    def render(self, task: Any) -> Text:
+        if "row" not in task.fields:
+            return Text("")
+        left = seconds_left(task.fields["row"])
+        return Text("ETA –" if left is None else f"ETA {format_eta(left)}")
 
 
 def _score(value: Any) -> str:
@@ -193,7 +209,7 @@ def watch_job(base_url: str, job_id: int, token: str | None = None, console: Con
     rows = iter_job_rows(base_url, job_id, token, reconnect_for)
     row = next(rows)
     columns = (TextColumn("{task.description:<22}"), BarColumn(bar_width=None), TaskProgressColumn(),
-               TextColumn("{task.fields[note]}"))
+               TextColumn("{task.fields[note]}"), EtaColumn())
     with Progress(*columns, console=console, transient=False, refresh_per_second=8) as progress:
         bars = [progress.add_task(name, total=100, note="") for name in ("job", "step", "episodes", "candles")]
         _draw(progress, bars, job_id, row)
@@ -210,7 +226,7 @@ def _draw(progress: Progress, bars: list[Any], job_id: int, row: dict[str, Any])
     """One row onto the four bars: job, step, episodes, candles."""
     overall, step, episodes, candles = bars
     progress.update(overall, completed=row["progress"], description=f"job {job_id} {row['status']}",
-                    note=f"best {_score(row['best_score'])}  {_eta(row)}")
+                    note=f"best {_score(row['best_score'])} ", row=row)
     progress.update(step, completed=row["step_percentage"],
                     description=f"{row['step_number']}/{row['total_steps']} {row['current_stage'] or ''}"[:22])
     progress.update(episodes, total=max(1, row["total_episodes"] or 1), completed=row["current_episode"] or 0,

@@ -12,7 +12,8 @@ from trad.api.jobs import metric_series
 from trad.api.paging import LogQuery, MetricQuery, PageQuery
 from trad.api.schemas import TrainAllRequest
 from trad.jobs.requests import JobRequest
-from trad.training.batch import choose_timeframe, estimate_eta, final_counts, format_duration, summarize
+from trad.training.batch import (batch_seconds_left, choose_timeframe, final_counts, format_duration,
+                                 summarize)
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -36,20 +37,48 @@ def test_durations_read_like_a_clock(seconds, text):
     assert format_duration(seconds) == text
 
 
-def test_eta_needs_some_signal_and_follows_the_rate():
-    assert estimate_eta(1.0, 50.0) is None and estimate_eta(100.0, 0.5) is None
-    assert estimate_eta(60.0, 25.0) == pytest.approx(180.0)
-    assert estimate_eta(5.0, 100.0) == 0.0
+def job(status: str, candles: int, started: float | None = None, finished: float | None = None,
+        eta: float | None = None) -> dict:
+    """A batch job's timing row; times in seconds after T0."""
+    at = (lambda seconds: None if seconds is None else T0 + timedelta(seconds=seconds))
+    return {"status": status, "candles": candles, "started_at": at(started), "finished_at": at(finished),
+            "estimated_completion": at(eta)}
+
+
+def test_batch_eta_needs_a_forecast_or_a_finished_job():
+    now = T0 + timedelta(seconds=5)
+    assert batch_seconds_left([job("running", 1000, 0), job("queued", 1000)], now) is None
+    assert batch_seconds_left([job("succeeded", 1000, 0, 4)], now) == 0.0
+
+
+def test_batch_eta_runs_the_queued_jobs_at_the_speed_of_the_finished_ones_by_their_candles():
+    now = T0 + timedelta(seconds=25)
+    jobs = [job("succeeded", 1000, 0, 20), job("running", 1000, 20.5, eta=45), job("queued", 3000)]
+    # the running job's own 20 s, then 3,000 candles at 20 ms each after a 0.5 s gap
+    assert batch_seconds_left(jobs, now) == pytest.approx(20 + 60 + 0.5)
+
+
+def test_before_any_job_ended_the_running_jobs_forecast_sets_the_speed():
+    now = T0 + timedelta(seconds=10)
+    jobs = [job("running", 2000, 0, eta=40), job("queued", 1000)]
+    assert batch_seconds_left(jobs, now) == pytest.approx(30 + 20 + 0.5)
+
+
+def test_a_failed_job_adds_nothing_and_the_last_running_job_ends_the_batch():
+    now = T0 + timedelta(seconds=30)
+    jobs = [job("failed", 5000, 0, 1), job("succeeded", 1000, 2, 22), job("running", 1000, 23, eta=42)]
+    assert batch_seconds_left(jobs, now) == pytest.approx(12)
 
 
 def test_progress_counts_skipped_finished_and_the_running_jobs_own_progress():
     now = T0 + timedelta(seconds=100)
+    jobs = [job("succeeded", 1000, 0, 40), job("running", 1000, 40.5, eta=120), job("queued", 1000)]
     body = summarize(batch_row(), tally(succeeded=1, running=1, queued=1, active_progress=50.0,
-                                        current_symbol="C"), None, now)
+                                        current_symbol="C"), None, now, jobs)
     assert (body["completed_symbols"], body["remaining_symbols"], body["total_symbols"]) == (2, 2, 4)
     assert body["progress_percent"] == 62.5 and body["current_symbol"] == "C"
     assert body["results"] == {"successful": 1, "failed": 0, "skipped": 1, "stopped": 0} and body["batch_id"] == 1
-    assert body["timing"]["elapsed_seconds"] == 100.0 and body["timing"]["eta_seconds"] == pytest.approx(60.0)
+    assert body["timing"]["elapsed_seconds"] == 100.0 and body["timing"]["eta_seconds"] == pytest.approx(20 + 40 + 0.5)
     assert body["timing"]["elapsed_formatted"] == "1m 40s" and body["training_in_progress"] is True
 
 

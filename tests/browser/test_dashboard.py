@@ -285,7 +285,7 @@ def test_the_form_proposes_windows_that_fit_the_chosen_candles(page, web, candle
     assert [w.input_value() for w in windows] == ["6", "2", "0"]
     expect(hint).to_have_text("5 folds over the 17 days of DAYS17 5m.")
     windows[0].fill("20")
-    expect(hint).to_have_text("No fold fits in the 17 days of DAYS17 5m: validation would be skipped.")
+    expect(hint).to_have_text("No fold fits in the 17 days of DAYS17 5m: the server will refuse these windows.")
     screenshot(page, "form-windows")
 
 
@@ -324,12 +324,15 @@ def test_cards_keep_long_titles_on_one_line_and_form_fields_fit(page, web, make_
     screenshot(page, f"cards-and-form-{width}")
 
 
-def test_a_skipped_or_disabled_validation_is_never_shown_as_done(page, web, workers, api, make_job, candles_of):
-    candles_of("SYN", 20_000)  # 69 days: the default 90 + 30-day windows do not fit
-    job = api.create_job(job_name=unique("skips validation"), strategy="sma_crossover", symbol="SYN", timeframe="5m",
-                         optimizer="grid", min_trades=0, param_space={"fast": {"choices": [5, 10]}, "slow": {"choices": [50]}})
-    wait_for_status(api, job["id"], ("succeeded", "failed", "stopped"))
-    open_dashboard(page, web, f"/#/jobs/{job['id']}")
+def test_a_skipped_or_disabled_validation_is_never_shown_as_done(page, web, settings, make_job, candles_of):
+    from trad.training.workflow import run_training
+
+    candles_of("SYN", 20_000)  # 69 days; a request is refused such windows, a job stored with them skips validation
+    space = {"fast": {"choices": [5, 10]}, "slow": {"choices": [50]}}
+    stored = make_job(job_name=unique("skips validation"), config={
+        "param_space": space, "min_trades": 0, "validation": {"train_window_days": 90, "test_window_days": 30}})
+    assert run_training(stored["id"], settings)["status"] == "succeeded"
+    open_dashboard(page, web, f"/#/jobs/{stored['id']}")
     steps = page.locator(".job-detail .steps")
     skipped = steps.locator(".step-skipped")
     expect(skipped).to_contain_text("Validation")
@@ -339,9 +342,24 @@ def test_a_skipped_or_disabled_validation_is_never_shown_as_done(page, web, work
     expect(page.locator(".job-detail .log-lines")).to_contain_text("walk-forward validation skipped")
     screenshot(page, "validation-skipped")
 
-    off = make_job(job_name=unique("no validation"), status="succeeded", total_steps=3, step_number=3,
-                   config={"validation": {"enabled": False}})
+    off = make_job(job_name=unique("no validation"), total_steps=3,
+                   config={"param_space": space, "min_trades": 0, "validation": {"enabled": False}})
+    assert run_training(off["id"], settings)["status"] == "succeeded"
     open_dashboard(page, web, f"/#/jobs/{off['id']}")
     expect(steps.locator(".step-off")).to_contain_text("Validation")
     expect(steps.locator(".step-off .step-state")).to_have_text("off for this job")
     expect(steps.locator(".step-done")).to_have_count(3)
+    expect(page.locator(".job-detail .log-lines")).to_contain_text("walk-forward validation is off for this job")
+
+
+def test_the_form_proposes_the_windows_the_server_derives(page, web):
+    from trad.training.windows import fitting_windows
+
+    spans = [0.05, 0.5, 2.08, 10.4, 17.4, 69.4, 104.2, 149.9, 150.0, 365.0, 3000.0]
+    page.goto(web.url)
+    proposed = page.evaluate("""async (spans) => {
+        const windows = await import("/static/walk-forward.js");
+        return spans.map((span) => windows.proposeWindows(span));
+    }""", spans)
+    derived = [None if w is None else {"train": w.train, "test": w.test, "gap": w.gap} for w in map(fitting_windows, spans)]
+    assert proposed == derived

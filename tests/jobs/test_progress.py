@@ -234,3 +234,45 @@ def test_a_stale_run_cannot_overwrite_a_newer_one(db, settings, running_job):
     with pytest.raises(Cancelled, match="another run"):
         callback.enter_step(OPTIMIZATION)
     assert row(db, running_job["id"])["current_stage"] is None
+
+
+def search_call(callback, finished: int, total: int, fraction: float, score: float | None) -> None:
+    """One call of the optimizer's job callback: `finished` episodes, the next one `fraction` done."""
+    candles = 20_000
+    callback(finished, total, score, {
+        "progress": (finished + fraction) / total, "episode": finished + 1,
+        "candles_processed": int(fraction * candles), "total_candles": candles, "stage": "trades",
+        "episode_progress": fraction, "in_flight": [{"episode": finished + 1}],
+        "evaluation": evaluation(finished, score) if score is not None else None,
+        "episode_optimizer_seconds": 0.0, "optimizer_seconds": 0.0, "best_score": None})
+
+
+def test_the_row_carries_the_forecast_and_the_episode_reward_or_loss(db, settings, running_job, caplog):
+    callback = make_callback(settings, running_job, interval=0.2)
+    callback.plan(processes=1, validation_work=0)
+    callback.enter_step(OPTIMIZATION)
+    assert row(db, running_job["id"])["eta_seconds"] is None  # no signal yet
+    started = time.monotonic()
+    finished = 0
+    with caplog.at_level("INFO", logger="trad.jobs.progress"):
+        while time.monotonic() - started < 1.6:  # one episode per 0.1 s, of 40
+            for fraction in (0.3, 0.6):
+                time.sleep(0.03)
+                search_call(callback, finished, 40, fraction, None)
+            time.sleep(0.04)
+            finished += 1
+            search_call(callback, finished, 40, 0.0, -0.5 if finished % 2 else 0.8)
+    assert callback.flush()
+    stored = row(db, running_job["id"])
+    left = (40 - finished) * 0.1
+    assert stored["eta_seconds"] == pytest.approx(left, rel=0.35)
+    with db.cursor() as cur:
+        cur.execute("SELECT extract(epoch FROM estimated_completion - now()) AS s FROM training_jobs "
+                    "WHERE id = %s", (running_job["id"],))
+        assert float(cur.fetchone()["s"]) == pytest.approx(stored["eta_seconds"], abs=0.5)
+    reward, loss = (0.0, 0.5) if finished % 2 else (0.8, 0.0)
+    assert (stored["current_score"], stored["current_reward"], stored["current_loss"]) == \
+        (pytest.approx(-0.5 if finished % 2 else 0.8), reward, loss)
+    lines = [r.getMessage() for r in caplog.records if "ETA" in r.getMessage()]
+    assert lines and "(Optimization " in lines[-1] and " episode " in lines[-1]
+    assert "/40 · candle " in lines[-1] and "/20,000 (" in lines[-1] and "[trades] · ETA " in lines[-1]

@@ -50,7 +50,7 @@ def concrete_url(rule, job_id: int, run_id: str, queue: str) -> str:
     """A URL of the rule with every variable filled in."""
     values = {"job_id": job_id if "int:job_id" in rule.rule else run_id, "instance_number": 0,
               "queue_name": queue, "registry_name": "finished", "per_page": 10, "order": "asc", "page": 1,
-              "filename": "css/bootstrap.min.css"}
+              "filename": "css/bootstrap.min.css", "backtest_id": 1}
     url = rule.rule
     for name in rule.arguments:
         url = re.sub(r"<(?:[a-z]+:)?%s>" % name, str(values[name]), url)

@@ -381,7 +381,8 @@ def raw_exchange(port: int, head: bytes, body_parts=(), timeout: float = 10) -> 
     return int(lines[0].split()[1]), headers, rest, elapsed
 
 
-POST_ROUTES = [JOBS, f"{JOBS}/1/stop", f"{JOBS}/1/resume", "/api/v1/training/train-all", "/api/v1/training/cancel"]
+POST_ROUTES = [JOBS, f"{JOBS}/1/stop", f"{JOBS}/1/resume", "/api/v1/training/train-all", "/api/v1/training/cancel",
+               "/api/v1/backtests"]
 
 
 @pytest.mark.parametrize("path", POST_ROUTES)

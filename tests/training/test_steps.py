@@ -1,8 +1,8 @@
-"""The pure math of job progress and ETA."""
+"""The pure math of job progress."""
 
 import pytest
 
-from trad.training.steps import (OPTIMIZATION, SAVE_CONFIGURATION, VALIDATION, EtaEstimator, job_steps,
+from trad.training.steps import (OPTIMIZATION, SAVE_CONFIGURATION, VALIDATION, job_steps,
                                  overall_progress, step_named)
 
 
@@ -31,23 +31,3 @@ def test_the_last_step_finished_is_exactly_100():
     steps = job_steps(validation=True)
     assert overall_progress(steps, step_named(steps, SAVE_CONFIGURATION), 100) == 100.0
     assert overall_progress(steps, step_named(steps, SAVE_CONFIGURATION), 250) == 100.0
-
-
-def test_eta_needs_signal_then_follows_the_recent_rate():
-    eta = EtaEstimator(window_seconds=10, min_progress=1, min_seconds=2)
-    eta.add(0.0, 0.0)
-    eta.add(1.0, 0.5)
-    assert eta.eta_seconds() is None  # under 1 % and under 2 s
-    for t in range(2, 30):
-        eta.add(float(t), t * 0.5)  # 0.5 %/s
-    assert eta.eta_seconds() == pytest.approx((100 - 14.5) / 0.5)
-    for t in range(30, 45):
-        eta.add(float(t), 14.5 + (t - 29) * 2.0)  # speeds up to 2 %/s
-    assert eta.eta_seconds() == pytest.approx((100 - eta._samples[-1][1]) / 2.0)
-
-
-def test_eta_is_zero_when_done():
-    eta = EtaEstimator()
-    eta.add(0.0, 10.0)
-    eta.add(5.0, 100.0)
-    assert eta.eta_seconds() == 0.0

@@ -2,8 +2,9 @@
 
 Blueprints: jobs (/api/v1/training-jobs), their SSE streams (served by `stream`, described
 in the spec by `stream_spec`) and WebSocket feed (`feed`, `feed_spec`), batch
-(/api/v1/training), the status overview, health, strategies;
-the spec at /openapi.json, Swagger UI at /docs and ReDoc at /redoc (flask-openapi3), rq-dashboard at /rq,
+(/api/v1/training), the status overview, health, strategies, results (trained configurations,
+stored and ad-hoc backtests, the analysis of a search); the spec at /openapi.json, Swagger UI
+at /docs and ReDoc at /redoc (flask-openapi3), rq-dashboard at /rq,
 the dashboard at /. Errors of every kind leave in one shape (trad.api.errors).
 """
 
@@ -14,7 +15,7 @@ from typing import Any
 from flask.json.provider import DefaultJSONProvider
 from flask_openapi3 import Info, OpenAPI
 
-from trad.api import batch, feed_spec, health, hooks, jobs, pages, status, strategies, stream_spec
+from trad.api import batch, feed_spec, health, hooks, jobs, pages, results, status, strategies, stream_spec
 from trad.api.errors import handle_error, validation_error_response
 from trad.api.pages import FRONTEND_DIR
 from trad.api.schemas import ErrorBody
@@ -31,12 +32,25 @@ BEARER = {"bearer": {"type": "http", "scheme": "bearer",
 
 
 class JSONProvider(DefaultJSONProvider):
-    """JSON out: ISO 8601 datetimes, NaN and infinities as null, keys in the order given."""
+    """JSON out: ISO 8601 datetimes, NaN and infinities as null, keys in the order given.
+
+    Most answers are plain JSON already (passed through their response model): those go
+    straight to the C encoder, and only one it refuses (a datetime, a numpy number, a NaN) is
+    copied through `json_safe` first — which, walking every value in Python, took half the
+    CPU of a 250 kB backtest answer.
+    """
 
     sort_keys = False
 
     def dumps(self, obj: Any, **kwargs: Any) -> str:
-        return super().dumps(json_safe(obj), **kwargs)
+        try:
+            return super().dumps(obj, **{**kwargs, "default": _refuse, "allow_nan": False})
+        except (TypeError, ValueError):
+            return super().dumps(json_safe(obj), **kwargs)
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"{type(value).__name__} is not plain JSON")
 
 
 def create_app(settings: Settings | None = None) -> OpenAPI:
@@ -55,7 +69,8 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     app.extensions[EXTENSION] = Services(settings=settings, db=db, redis=connect_redis(settings))
     hooks.install(app)
     app.register_error_handler(Exception, handle_error)
-    for blueprint in (jobs.bp, batch.bp, status.bp, health.bp, strategies.bp, stream_spec.bp, feed_spec.bp):
+    for blueprint in (jobs.bp, batch.bp, status.bp, health.bp, strategies.bp, results.bp, stream_spec.bp,
+                      feed_spec.bp):
         app.register_api(blueprint)
     register_stream(app, db, settings.database_url)
     pages.register(app)

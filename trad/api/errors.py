@@ -24,12 +24,13 @@ from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from werkzeug.exceptions import HTTPException
 
 from trad.db import CONNECTION_ERRORS as DATABASE_ERRORS
-from trad.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable, TradError
+from trad.errors import Busy, Conflict, InvalidInput, NotFound, ServiceUnavailable, TradError
 from trad.jobs.queue import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
 
-STATUS_OF = ((InvalidInput, 422), (NotFound, 404), (Conflict, 409), (ServiceUnavailable, 503))
+STATUS_OF = ((InvalidInput, 422), (NotFound, 404), (Conflict, 409), (ServiceUnavailable, 503), (Busy, 429))
+RETRY_AFTER = {429: "5"}  # seconds: too much work waiting, retry shortly
 HTTP_CODES = {400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND",
               405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE"}
 PASSED_HEADERS = ("Allow", "WWW-Authenticate", "Retry-After")
@@ -75,7 +76,8 @@ def handle_error(exc: Exception) -> Response:
     if isinstance(exc, TradError):
         status = next((s for kind, s in STATUS_OF if isinstance(exc, kind)), None)
         if status is not None:
-            return error_response(status, exc.code, exc.message, exc.details)
+            retry = {"Retry-After": RETRY_AFTER[status]} if status in RETRY_AFTER else None
+            return error_response(status, exc.code, exc.message, exc.details, retry)
     if isinstance(exc, ValidationError):
         return validation_error_response(exc)
     if isinstance(exc, (ParseException, NoMoreData)):  # gunicorn reading a broken or cut-off chunked body

@@ -38,7 +38,8 @@ from trad.errors import Cancelled
 from trad.store import jobs as job_store
 from trad.store.logs import insert_logs
 from trad.store.metrics import insert_metrics
-from trad.training.steps import EtaEstimator, Step, job_steps, overall_progress, step_named
+from trad.training.forecast import JobForecast, format_eta
+from trad.training.steps import VALIDATION, Step, job_steps, overall_progress, step_named
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,8 @@ class ProgressCallback:
         self._last_warning = -math.inf  # its own clock: progress lines must not hide a failed write
         self._cancelled: str | None = None
         self._redis_retry_at = -math.inf
-        self._eta = EtaEstimator()
+        self._forecast = JobForecast()
+        self._shown: dict[str, Any] = {}  # the newest episode and candle fields, for the log line
 
     def __getstate__(self) -> dict[str, Any]:
         process_state = {"writes", "failed_writes"}
@@ -116,12 +118,19 @@ class ProgressCallback:
     def enter_step(self, name: str, details: Mapping[str, Any] | None = None) -> None:
         """Begin a step: the previous ones count as finished."""
         self.step = step_named(self.steps, name)
+        self._forecast.begin(name, time.monotonic())
+        self._shown = {"step_percentage": 0.0}
         self._set_progress(0.0)
         self._pending.update(current_stage=name, step_number=self.step.number,
                              total_steps=len(self.steps), step_percentage=0.0,
                              step_details=dict(details or {}))
         self.log(f"step {self.step.number}/{len(self.steps)}: {name}")
         self._write_now()
+
+    def plan(self, processes: int, validation_work: float) -> None:
+        """What the ETA needs to know ahead: the processes that run episodes, and validation's
+        work in candles (`trad.training.validation.validation_work`; 0 when it is off)."""
+        self._forecast.plan(processes, validation_work)
 
     def finish(self, status: str, *, result: Mapping[str, Any] | None = None,
                error: str | None = None, before_row: Callable[[Any], None] | None = None) -> None:
@@ -155,10 +164,12 @@ class ProgressCallback:
                       **fields: Any) -> None:
         """The current step is `percentage` % done; `fields` are other row columns to show."""
         self._set_progress(percentage)
-        self._pending["step_percentage"] = round(min(100.0, max(0.0, percentage)), 4)
+        shown = round(min(100.0, max(0.0, percentage)), 4)
+        self._pending["step_percentage"] = self._shown["step_percentage"] = shown
         if details is not None:
             self._pending["step_details"] = dict(details)
         self._pending.update(fields)
+        self._shown.update(fields)
         self._log_progress()
         self.check_cancelled()
         self._write_if_due()
@@ -166,12 +177,20 @@ class ProgressCallback:
     def __call__(self, iteration: int, total: int, score: float | None,
                  metadata: Mapping[str, Any]) -> None:
         """The optimizer's job callback: episodes, scores and the candles of the current backtest."""
+        share = float(metadata.get("progress", 0.0))
+        if metadata.get("planned_fits") or metadata.get("model_fits"):
+            self._forecast.model_fits(metadata.get("model_fits") or [], metadata.get("planned_fits") or [])
         evaluation = metadata.get("evaluation")
         if evaluation is not None:
             self.record_evaluation(evaluation)
+            self._forecast.episode_finished(int(iteration), float(metadata.get("episode_optimizer_seconds") or 0.0),
+                                            evaluation.duration_ms / 1000.0,
+                                            int(metadata.get("total_candles") or 0) // 2)
+        self._forecast.episodes(time.monotonic(), share * total, total)
         fields: dict[str, Any] = {"current_episode": int(iteration), "total_episodes": int(total)}
         if score is not None:
-            fields["current_score"] = float(score)
+            fields.update(current_score=float(score), current_reward=max(0.0, float(score)),
+                          current_loss=max(0.0, -float(score)))
         if metadata.get("best_score") is not None:
             fields["best_score"] = float(metadata["best_score"])
             fields["best_params"] = metadata.get("best_params")
@@ -183,11 +202,13 @@ class ProgressCallback:
                    "episode_progress": round(float(metadata.get("episode_progress") or 0.0), 4),
                    "in_flight": len(metadata.get("in_flight") or ()),
                    "optimizer_seconds": round(float(metadata.get("optimizer_seconds") or 0.0), 3)}
-        self.step_progress(100.0 * float(metadata.get("progress", 0.0)), details, **fields)
+        self.step_progress(100.0 * share, details, **fields)
 
     def candles(self, processed: int, total: int, stage: str, step_percentage: float,
                 details: Mapping[str, Any] | None = None) -> None:
         """Candle progress of a backtest outside the search (e.g. a validation fold)."""
+        if self.step is not None and self.step.name == VALIDATION:
+            self._forecast.validation_progress(time.monotonic(), step_percentage / 100.0)
         self.step_progress(step_percentage, details, candles_processed=int(processed),
                            total_candles=int(total), backtest_stage=stage)
 
@@ -272,11 +293,12 @@ class ProgressCallback:
             return
         self.progress = max(self.progress, overall_progress(self.steps, self.step, step_percentage))
         self._pending["progress"] = round(self.progress, 4)
-        now = time.monotonic()
-        self._eta.add(now, self.progress)
-        eta = self._eta.eta_seconds()
-        self._pending["eta_seconds"] = None if eta is None else round(eta, 1)
-        self._pending["estimated_completion"] = None if eta is None else job_store.seconds_from_now(eta)
+
+    def _eta_fields(self) -> dict[str, Any]:
+        """The forecast as row fields (computed once per write, not per report)."""
+        eta = self._forecast.seconds_left(time.monotonic())
+        return {"eta_seconds": None if eta is None else round(eta, 1),
+                "estimated_completion": None if eta is None else job_store.seconds_from_now(eta)}
 
     def _write_if_due(self) -> None:
         now = time.monotonic()
@@ -293,6 +315,8 @@ class ProgressCallback:
                before_row: Callable[[Any], None] | None = None) -> bool:
         """One transaction: buffered metrics and logs, then the row. True when all was written."""
         fields = {**self._pending, "heartbeat_at": job_store.NOW}
+        if not terminal and self.step is not None:
+            fields.update(self._eta_fields())
         metrics, logs = list(self._metrics), list(self._logs)
         try:
             conn = self._connection()
@@ -356,11 +380,22 @@ class ProgressCallback:
                         str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
 
     def _log_progress(self) -> None:
+        """Once per log_interval: `25.6 % (Optimization 1.2 %) episode 3/40 · candle 12,000/20,000
+        (60 %) [trades] · ETA 41 s`."""
         now = time.monotonic()
         if now - self._last_log < self.log_interval:
             return
         self._last_log = now
-        episode = self._pending.get("current_episode")
-        log.info("job %s: %.1f%% (%s %.1f%%)%s", self.job_id, self.progress,
-                 self.step.name if self.step else "starting", self._pending.get("step_percentage", 0.0),
-                 f" episode {episode}/{self._pending.get('total_episodes', '?')}" if episode is not None else "")
+        shown = self._shown
+        line = (f"{self.progress:.1f} % ({self.step.name if self.step else 'starting'} "
+                f"{shown.get('step_percentage', 0.0):.1f} %)")
+        if shown.get("current_episode") is not None and self.step is not None and self.step.name != VALIDATION:
+            line += f" episode {shown['current_episode']}/{shown.get('total_episodes', '?')}"
+        if shown.get("total_candles"):
+            processed, total = int(shown["candles_processed"]), int(shown["total_candles"])
+            line += (f" · candle {processed:,}/{total:,} ({100 * processed // total} %)"
+                     + (f" [{shown['backtest_stage']}]" if shown.get("backtest_stage") else ""))
+        eta = self._forecast.seconds_left(now)
+        if eta is not None:
+            line += f" · ETA {format_eta(eta)}"
+        log.info("job %s: %s", self.job_id, line)

@@ -2,13 +2,15 @@
 
 Shape errors (types, ranges, unknown fields) come from pydantic; `check_job_request` adds
 what needs the strategies and the stored candles: known strategy, parameter overrides
-inside the strategy's bounds, grid size, symbol with candles, dates inside them, and enough
-candles between them for one backtest that can trade.
+inside the strategy's bounds, grid size, symbol with candles, dates inside them, enough
+candles between them for one backtest that can trade, and walk-forward windows that leave
+at least one fold there (windows not given are derived from that range so that they do).
 """
 
 from __future__ import annotations
 
 import unicodedata
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any, Callable, Literal, Union
 
@@ -17,10 +19,10 @@ from pydantic_core import PydanticCustomError
 
 from trad.data.frames import TIMEFRAMES
 from trad.errors import InvalidInput
-from trad.training.config import (DEFAULT_FEE_RATE, DEFAULT_GAP_DAYS, DEFAULT_MIN_TRADES,
-                                  DEFAULT_N_ITERATIONS, DEFAULT_POSITION_SIZE_PCT, DEFAULT_SLIPPAGE,
-                                  DEFAULT_TEST_WINDOW_DAYS, DEFAULT_TRAIN_WINDOW_DAYS,
+from trad.training.config import (DEFAULT_FEE_RATE, DEFAULT_MIN_TRADES, DEFAULT_N_ITERATIONS,
+                                  DEFAULT_POSITION_SIZE_PCT, DEFAULT_SLIPPAGE,
                                   DEFAULT_VALIDATION_CANDIDATES, TrainingConfig)
+from trad.training.windows import Windows, count_folds, fitting_windows
 
 Timeframe = Literal["1m", "5m", "15m", "30m", "1h", "4h", "1d"]
 assert set(TIMEFRAMES) == set(Timeframe.__args__)
@@ -77,14 +79,23 @@ class ChoicesOverride(Strict):
 ParamOverride = Union[RangeOverride, ChoicesOverride, int, float, str]
 
 
+WINDOW_FIELDS = ("train_window_days", "test_window_days", "gap_days")
+DERIVED = "not given: derived from the candles' range so that it holds several folds (see the README)"
+
+
 class ValidationRequest(Strict):
-    """Walk-forward validation: rolling train/test windows, in days."""
+    """Walk-forward validation: rolling train/test windows, in days. Windows not given are
+    derived from the candles' range (`trad.training.windows`); given ones must fit a fold."""
 
     enabled: bool = True
-    train_window_days: float = Field(default=DEFAULT_TRAIN_WINDOW_DAYS, gt=0, le=3650)
-    test_window_days: float = Field(default=DEFAULT_TEST_WINDOW_DAYS, gt=0, le=3650)
-    gap_days: float = Field(default=DEFAULT_GAP_DAYS, ge=0, le=3650)
+    train_window_days: float | None = Field(default=None, gt=0, le=3650, description=DERIVED)
+    test_window_days: float | None = Field(default=None, gt=0, le=3650, description=DERIVED)
+    gap_days: float | None = Field(default=None, ge=0, le=3650, description=DERIVED)
     candidates: int = Field(default=DEFAULT_VALIDATION_CANDIDATES, ge=1, le=50)
+
+    def given_windows(self) -> dict[str, float]:
+        """The windows the request names."""
+        return {name: getattr(self, name) for name in WINDOW_FIELDS if getattr(self, name) is not None}
 
 
 def _as_utc(moment: datetime) -> datetime:
@@ -158,7 +169,7 @@ class JobRequest(Strict):
             "min_trades": self.min_trades, "n_jobs": self.n_jobs, "seed": self.seed,
             "start": self.start, "end": self.end, "fee_rate": self.fee_rate, "slippage": self.slippage,
             "position_size_pct": self.position_size_pct, "target_score": self.target_score,
-            "patience": self.patience, "validation": self.validation.model_dump()})
+            "patience": self.patience, "validation": self.validation.model_dump(exclude_none=True)})
 
     def default_name(self) -> str:
         return self.job_name or f"{self.strategy} {self.symbol} {self.timeframe} ({self.optimizer})"
@@ -197,9 +208,57 @@ def check_job_request(request: JobRequest, candle_ranges: list[dict[str, Any]], 
     details += candle_issues
     if not candle_issues and space is not None:
         details += _range_issues(request, config, candle_ranges, count_candles, smallest_warmup(strategy, space))
+    if not candle_issues and config.validation.enabled:
+        config, window_issues = _fitted_windows(request, config, candle_ranges)
+        details += window_issues
     if details:
         raise InvalidInput("; ".join(f"{d['field']}: {d['issue']}" for d in details), details)
     return config
+
+
+def _requested_span(request: JobRequest, candle_ranges: list[dict[str, Any]]) -> tuple[datetime, datetime]:
+    """The first and last moment of the stored candles within the request's start and end."""
+    stored = next(r for r in candle_ranges if r["timeframe"] == request.timeframe)
+    first, last = stored["first"], stored["last"]
+    if request.start is not None:
+        first = max(first, _as_utc(request.start))
+    if request.end is not None:
+        last = min(last, _as_utc(request.end))
+    return first, last
+
+
+def _fitted_windows(request: JobRequest, config: TrainingConfig,
+                    candle_ranges: list[dict[str, Any]]) -> tuple[TrainingConfig, list[dict[str, str]]]:
+    """The config with its walk-forward windows: derived from the candles' span where the request
+    names none; the issues when the windows it names leave no fold in that span."""
+    first, last = _requested_span(request, candle_ranges)
+    span = max(0.0, (last - first).total_seconds() / 86_400)
+    given = request.validation.given_windows()
+    fits = fitting_windows(span)
+    derived = fits or Windows(config.validation.train_window_days, config.validation.test_window_days,
+                              config.validation.gap_days)
+    chosen = Windows(given.get("train_window_days", derived.train), given.get("test_window_days", derived.test),
+                     given.get("gap_days", derived.gap))
+    config = replace(config, validation=replace(config.validation, train_window_days=chosen.train,
+                                                test_window_days=chosen.test, gap_days=chosen.gap))
+    if count_folds(span, *chosen):
+        return config, []
+    bounded = " between start and end" if request.start or request.end else ""
+    where = (f"the {_days(span)} days of {request.symbol} {request.timeframe} candles{bounded} "
+             f"({first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC)")
+    if not given:
+        issue = f"{where} are too short for any walk-forward fold; turn validation off or choose a longer range"
+        return config, [{"field": "validation.enabled", "issue": issue}]
+    hint = (f"train {_days(fits.train)}, test {_days(fits.test)}, gap 0 would give {count_folds(span, *fits)} folds"
+            if fits else "they are too short for any fold")
+    issue = (f"train {_days(chosen.train)} + gap {_days(chosen.gap)} + test {_days(chosen.test)} days leave no "
+             f"walk-forward fold in {where}; {hint}")
+    return config, [{"field": f"validation.{name}", "issue": issue} for name in WINDOW_FIELDS if name in given]
+
+
+def _days(days: float) -> str:
+    """Days as people write them: 90, 2.5, 0.29."""
+    return f"{days:,.2f}".rstrip("0").rstrip(".")
 
 
 def _candle_issues(request: JobRequest, candle_ranges: list[dict[str, Any]]) -> list[dict[str, str]]:

@@ -88,6 +88,16 @@ class Proposer(Protocol):
         """Learn the result of a finished evaluation."""
 
 
+class ModelFits(Protocol):
+    """A proposer whose model is fitted now and then at a cost that grows (Bayesian): what it
+    reports so that an ETA can foresee the fits to come."""
+
+    fits: list[tuple[int, float]]  # (results learnt, seconds) of every fit so far
+
+    def planned_fits(self, results: int) -> list[int]:
+        """The result counts of the fits still to come before it has learnt `results`."""
+
+
 class Optimizer(ABC):
     """A search over a space of configurations, with early stop and resume."""
 
@@ -214,6 +224,8 @@ class _Search:
         self.params: dict[int, dict[str, Any]] = {}
         self.episode_seconds: dict[int, float] = {}
         self.stop: Cancelled | None = None
+        self.model_fits: list[tuple[int, float]] = getattr(self.proposer, "fits", [])
+        self._planned: tuple[int, list[int]] = (-1, [])
 
     def run(self) -> OptimizationResult:
         remaining = max(1, self.optimizer.total_episodes - self.proposer.finished_before)
@@ -279,7 +291,14 @@ class _Search:
         best = self.record.best
         return {"best_score": best.score if best else None,
                 "best_params": dict(best.params) if best else None,
-                "optimizer_seconds": self.optimizer_seconds}
+                "optimizer_seconds": self.optimizer_seconds,
+                "model_fits": self.model_fits, "planned_fits": self._planned_fits()}
+
+    def _planned_fits(self) -> list[int]:
+        """The model fits still to come (see ModelFits), worked out again only after a fit."""
+        if self._planned[0] != len(self.model_fits) and hasattr(self.proposer, "planned_fits"):
+            self._planned = (len(self.model_fits), self.proposer.planned_fits(self.optimizer.total_episodes))
+        return self._planned[1]
 
     def _result(self, cancelled: bool) -> OptimizationResult:
         total = self.optimizer.total_episodes

@@ -23,6 +23,10 @@
 - Parallel (n_jobs > 1): a configuration is proposed whenever a slot frees, while other
   evaluations run; each point still running counts as a "constant liar" (the best value so
   far), so it is neither proposed again nor crowded around.
+- Model fits are the expensive part (here ~0.3 s at 405 results, 2.4 s at 912, 4.7 s at
+  1,368, load 3.5; an update costs ~0.7 ms per proposal at 100 results, 3.3 ms at 1,000): each
+  is recorded in `fits` as (results, seconds), and `planned_fits(results)` names the result
+  counts of the fits still to come, so an ETA can foresee them.
 - Resume: every recorded result is told to the model first; their configurations are
   never proposed again. `total_episodes` counts them.
 - With a seed and n_jobs=1 a run is reproducible; with n_jobs > 1 the order in which
@@ -32,6 +36,7 @@
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from collections.abc import Sequence
 from functools import cache
@@ -181,6 +186,7 @@ class BayesianProposer:
         self.seen: set[tuple] = set()
         self.kernel: Any = None
         self.pool: Any = None
+        self.fits: list[tuple[int, float]] = []
         self.finished_before = min(len(already_done), search.total_episodes)
         self.budget = search.total_episodes - self.finished_before
         for evaluation in already_done:
@@ -272,10 +278,23 @@ class BayesianProposer:
         growth = math.ceil(len(self.opt.Xi) * self.search.refit_growth)
         return self.pool is None or len(self.new_points) >= max(1, growth)
 
+    def planned_fits(self, results: int) -> list[int]:
+        """The result counts at which the model will be fitted again before it has learnt `results`."""
+        last = self.fits[-1][0] if self.fits else 0
+        planned = []
+        size = last if last else self.search.n_initial_points
+        if last:
+            size = last + max(1, math.ceil(last * self.search.refit_growth))
+        while size < results:
+            planned.append(size)
+            size += max(1, math.ceil(size * self.search.refit_growth))
+        return planned
+
     def _refit(self) -> None:
         """Tell scikit-optimize the new results: it fits the model (warm-started) and scores fresh candidates."""
         from trad.optimize.surrogate import CandidatePool
 
+        started = time.perf_counter()
         if self.kernel is not None:
             self.opt.base_estimator_.set_params(kernel=self.kernel)
         self._checked(lambda: self.opt.tell(self.new_points, self.new_values))
@@ -283,6 +302,7 @@ class BayesianProposer:
         model = self.opt.models[-1]
         self.kernel = _warm_kernel(model)
         self.pool = CandidatePool(model, self.opt.space, self._neighbours_of_best())
+        self.fits.append((len(self.opt.Xi), time.perf_counter() - started))
 
     def _neighbours_of_best(self) -> list[list[Any]]:
         """Allowed configurations a small Gaussian step (in the model's [0, 1] space) from the best results."""

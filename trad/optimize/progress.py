@@ -18,6 +18,8 @@ The job callback is `callback(iteration, total, score, metadata)`:
         "evaluation":          the Evaluation that just finished, else None (record it)
         "optimizer_seconds":   the optimizer's own time so far (proposing and learning)
         "episode_optimizer_seconds":  its time spent on the episode that just finished
+        "model_fits":          [(results, seconds)] of every model fit so far (Bayesian; else [])
+        "planned_fits":        the result counts of the model fits still to come (Bayesian; else [])
     }
 Calls driven by candle reports are throttled to one per CALL_INTERVAL; every finished
 episode makes a call; while waiting, a call is made at least every HEARTBEAT_INTERVAL so

@@ -160,6 +160,22 @@ def batch_job_tally(conn: Connection, batch_id: int) -> dict:
     return row
 
 
+def batch_job_timings(conn: Connection, batch_id: int) -> list[dict]:
+    """Every job of a batch with what its ETA needs: status, times, its own forecast, and its
+    candles (as loaded by a finished job; counted in the job's date range for the others)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """SELECT j.id, j.status, j.started_at, j.finished_at, j.estimated_completion,
+                      coalesce((j.result -> 'data' ->> 'candles')::bigint, (
+                          SELECT count(*) FROM candles c
+                           WHERE c.symbol = j.symbol AND c.timeframe = j.timeframe
+                             AND c.ts >= coalesce((j.config ->> 'start')::timestamptz, '-infinity')
+                             AND c.ts <= coalesce((j.config ->> 'end')::timestamptz, 'infinity'))) AS candles
+                 FROM training_jobs j WHERE j.batch_id = %s ORDER BY j.started_at NULLS LAST, j.id""",
+            (batch_id,))
+        return [dict(row) for row in cur.fetchall()]
+
+
 def active_batch_job_ids(conn: Connection, batch_id: int) -> list[int]:
     """Ids of the batch's queued and running jobs."""
     with conn.cursor() as cur:

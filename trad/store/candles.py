@@ -259,3 +259,63 @@ def load_frame(db: Database, symbol: str, timeframe: str,
     """The candles of a symbol, timeframe and date range as a DataFrame, oldest first."""
     with db.connection() as conn:
         return load_candles(conn, symbol, timeframe, start, end, progress_callback=progress_callback)
+
+
+def candle_rows(conn: Connection, symbol: str, timeframe: str, start: datetime, end: datetime,
+                limit: int) -> dict[str, list]:
+    """The first `limit` candles in [start, end] as columns, times in Unix seconds."""
+    with conn.cursor() as cur:
+        cur.execute("""SELECT coalesce(array_agg(extract(epoch FROM ts)::bigint ORDER BY ts), '{}') AS time,
+                              coalesce(array_agg(open ORDER BY ts), '{}') AS open,
+                              coalesce(array_agg(high ORDER BY ts), '{}') AS high,
+                              coalesce(array_agg(low ORDER BY ts), '{}') AS low,
+                              coalesce(array_agg(close ORDER BY ts), '{}') AS close,
+                              coalesce(array_agg(volume ORDER BY ts), '{}') AS volume
+                         FROM (SELECT * FROM candles WHERE symbol = %s AND timeframe = %s AND ts >= %s AND ts <= %s
+                                ORDER BY ts LIMIT %s) c""", (symbol, timeframe, start, end, limit))
+        return dict(cur.fetchone())
+
+
+def candle_buckets(conn: Connection, symbol: str, timeframe: str, start: datetime, end: datetime,
+                   bucket_seconds: int) -> dict[str, list]:
+    """The candles in [start, end] merged into bars of `bucket_seconds` (aligned to the Unix epoch):
+    first open, highest high, lowest low, last close, summed volume; times in Unix seconds.
+    PostgreSQL reads every candle of the range: ~0.3 µs each."""
+    with conn.cursor() as cur:
+        cur.execute("""SELECT coalesce(array_agg(time ORDER BY time), '{}') AS time,
+                              coalesce(array_agg(open ORDER BY time), '{}') AS open,
+                              coalesce(array_agg(high ORDER BY time), '{}') AS high,
+                              coalesce(array_agg(low ORDER BY time), '{}') AS low,
+                              coalesce(array_agg(close ORDER BY time), '{}') AS close,
+                              coalesce(array_agg(volume ORDER BY time), '{}') AS volume
+                         FROM (SELECT extract(epoch FROM ts)::bigint / %(b)s * %(b)s AS time,
+                                      (array_agg(open ORDER BY ts))[1] AS open, max(high) AS high, min(low) AS low,
+                                      (array_agg(close ORDER BY ts DESC))[1] AS close, sum(volume) AS volume
+                                 FROM candles WHERE symbol = %(symbol)s AND timeframe = %(timeframe)s
+                                  AND ts >= %(start)s AND ts <= %(end)s
+                                GROUP BY 1) bars""",
+                    {"b": bucket_seconds, "symbol": symbol, "timeframe": timeframe, "start": start, "end": end})
+        return dict(cur.fetchone())
+
+
+def candle_spans(conn: Connection, symbol: str) -> list[dict]:
+    """Per timeframe of a symbol: its first and last candle time — two index lookups each, no count
+    (`candle_summary` counts every candle: ~0.5 s for a million)."""
+    with conn.cursor() as cur:
+        cur.execute("""SELECT timeframe, first, last FROM (
+                           SELECT tf AS timeframe,
+                                  (SELECT min(ts) FROM candles WHERE symbol = %(s)s AND timeframe = tf) AS first,
+                                  (SELECT max(ts) FROM candles WHERE symbol = %(s)s AND timeframe = tf) AS last
+                             FROM unnest(%(tfs)s::text[]) tf) spans
+                        WHERE first IS NOT NULL""", {"s": symbol, "tfs": list(TIMEFRAMES)})
+        return [dict(row) for row in cur.fetchall()]
+
+
+def count_candles_upto(conn: Connection, symbol: str, timeframe: str, start: datetime | None, end: datetime | None,
+                       limit: int) -> int:
+    """How many candles lie in [start, end], counting no further than `limit`."""
+    clause, params = _range_clause(start, end)
+    with conn.cursor() as cur:
+        cur.execute(f"""SELECT count(*) AS n FROM (SELECT 1 FROM candles WHERE symbol = %s AND timeframe = %s{clause}
+                                                     LIMIT %s) c""", [symbol, timeframe, *params, limit])
+        return int(cur.fetchone()["n"])

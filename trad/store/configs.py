@@ -49,3 +49,27 @@ def job_configurations(conn: Connection, job_id: int) -> list[dict]:
     with conn.cursor() as cur:
         cur.execute("SELECT * FROM trained_configurations WHERE training_job_id = %s ORDER BY id", (job_id,))
         return [dict(row) for row in cur.fetchall()]
+
+
+def list_configurations(conn: Connection, *, symbol: str | None = None, strategy: str | None = None,
+                        timeframe: str | None = None, offset: int = 0, limit: int = 20) -> tuple[list[dict], int]:
+    """A page of trained configurations, newest first, with the job that made them (its id kept by
+    the stored backtest after the job is deleted), whether that job still exists, and the backtest."""
+    where, params = [], []
+    for column, value in (("symbol", symbol), ("strategy", strategy), ("timeframe", timeframe)):
+        if value is not None:
+            where.append(f"tc.{column} = %s")
+            params.append(value)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT count(*) AS n FROM trained_configurations tc {clause}", params)
+        total = int(cur.fetchone()["n"])
+        cur.execute(f"""
+            SELECT tc.*, b.id AS backtest_id, coalesce(tc.training_job_id, b.training_job_id) AS job_id,
+                   tc.training_job_id IS NOT NULL AS job_exists
+              FROM trained_configurations tc
+              LEFT JOIN LATERAL (SELECT id, training_job_id FROM backtests
+                                  WHERE trained_configuration_id = tc.id ORDER BY id DESC LIMIT 1) b ON true
+              {clause}
+             ORDER BY tc.created_at DESC, tc.id DESC OFFSET %s LIMIT %s""", [*params, offset, limit])
+        return [dict(row) for row in cur.fetchall()], total

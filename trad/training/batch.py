@@ -23,14 +23,14 @@ from trad.db import CONNECTION_ERRORS, Database
 from trad.errors import Conflict, InvalidInput, NotFound, TradError
 from trad.store import batches as batch_store
 from trad.store.candles import candle_summary
+from trad.training.forecast import format_eta
 from trad.store.configs import latest_configuration
 
 log = logging.getLogger(__name__)
 
 DEFAULT_STRATEGY = "liquidity_sweep"
 DEFAULT_OPTIMIZER = "bayesian"
-MIN_ETA_PERCENT = 1.0
-MIN_ETA_SECONDS = 2.0
+JOB_GAP_SECONDS = 0.5  # between one job's end and the next one's start, until the batch shows its own
 
 Launch = Callable[[str, int], Mapping[str, Any]]  # (symbol, batch_id) -> the new job's row
 Stop = Callable[[int], Any]                       # job_id -> anything; Conflict/NotFound are fine
@@ -238,14 +238,18 @@ def batch_progress(db: Database, now: datetime | None = None) -> dict[str, Any]:
         batch = batch_store.latest_batch(conn)
     if batch is not None and batch["status"] == "running":
         batch = finish_if_done(db, batch["id"])
+    jobs = None
     with db.connection() as conn:
         tally = batch_store.batch_job_tally(conn, batch["id"]) if batch else None
+        if batch is not None and batch["status"] == "running" and not batch["cancel_requested"]:
+            jobs = batch_store.batch_job_timings(conn, batch["id"])
         last_run = batch_store.last_finished_at(conn)
-    return summarize(batch, tally, last_run, now or datetime.now(timezone.utc))
+    return summarize(batch, tally, last_run, now or datetime.now(timezone.utc), jobs)
 
 
 def summarize(batch: Mapping[str, Any] | None, tally: Mapping[str, Any] | None,
-              last_run: datetime | None, now: datetime) -> dict[str, Any]:
+              last_run: datetime | None, now: datetime,
+              jobs: list[Mapping[str, Any]] | None = None) -> dict[str, Any]:
     """The batch progress shape of the API, from the batch row and the tally of its jobs."""
     if batch is None:
         return idle_progress(last_run)
@@ -261,7 +265,7 @@ def summarize(batch: Mapping[str, Any] | None, tally: Mapping[str, Any] | None,
     percent = 100.0 if total == 0 else min(100.0, (100.0 * completed + active_progress) / total)
     cancelling = running and bool(batch["cancel_requested"])
     elapsed = max(0.0, ((batch["finished_at"] or now) - batch["started_at"]).total_seconds())
-    eta = estimate_eta(elapsed, percent) if running and not cancelling else (None if running else 0.0)
+    eta = batch_seconds_left(jobs or [], now) if running and not cancelling else (None if running else 0.0)
     return {
         "batch_id": batch["id"], "training_in_progress": running, "current_symbol": current, "total_symbols": total,
         "completed_symbols": completed, "remaining_symbols": total - completed,
@@ -295,24 +299,61 @@ def _live_message(batch: Mapping[str, Any], tally: Mapping[str, Any], total: int
             f"{total - completed - tally['running']} waiting")
 
 
-def estimate_eta(elapsed_seconds: float, percent: float) -> float | None:
-    """Seconds left at the rate so far; None until there is enough signal (≥1 % and ≥2 s)."""
-    if percent >= 100.0:
-        return 0.0
-    if percent < MIN_ETA_PERCENT or elapsed_seconds < MIN_ETA_SECONDS:
+def batch_seconds_left(jobs: list[Mapping[str, Any]], now: datetime) -> float | None:
+    """Seconds until a batch's jobs have all ended, from their candles and the speed the batch has shown.
+
+    Every job of a batch has the same template, so a job's time is taken as proportional to
+    its candles: the seconds per candle of the jobs that succeeded (else of the running jobs'
+    own forecasts: elapsed + ETA). A running job has its own ETA; each queued one takes its
+    candles × seconds per candle, plus the gap between jobs seen so far (JOB_GAP_SECONDS
+    before one is seen), shared among the jobs running at once. Skipped symbols have no job
+    and add no time. None until there is signal: no job done and no running job with an ETA.
+    """
+    running = [j for j in jobs if j["status"] == "running"]
+    queued = [j for j in jobs if j["status"] == "queued"]
+    if not running and not queued:
+        return 0.0 if jobs else None
+    per_candle = _seconds_per_candle(jobs, now)
+    left = []
+    for job in running:
+        if job["estimated_completion"] is not None:
+            left.append(max(0.0, (job["estimated_completion"] - now).total_seconds()))
+        elif per_candle is not None and job["started_at"] is not None:
+            left.append(max(0.0, per_candle * job["candles"] - (now - job["started_at"]).total_seconds()))
+        else:
+            return None
+    if queued and per_candle is None:
         return None
-    return elapsed_seconds * (100.0 - percent) / percent
+    gap = _job_gap(jobs)
+    waiting = sum(per_candle * job["candles"] + gap for job in queued)
+    if not waiting:
+        return max(left, default=0.0)
+    return (sum(left) + waiting) / max(1, len(running))
+
+
+def _seconds_per_candle(jobs: list[Mapping[str, Any]], now: datetime) -> float | None:
+    """A job's seconds per candle: over the succeeded jobs, else the running jobs' forecasts."""
+    done = [j for j in jobs if j["status"] == "succeeded" and j["started_at"] and j["finished_at"]]
+    if not done:
+        done = [{**j, "finished_at": j["estimated_completion"]} for j in jobs
+                if j["status"] == "running" and j["started_at"] and j["estimated_completion"]]
+    seconds = sum((j["finished_at"] - j["started_at"]).total_seconds() for j in done)
+    candles = sum(int(j["candles"] or 0) for j in done)
+    return seconds / candles if candles > 0 and seconds > 0 else None
+
+
+def _job_gap(jobs: list[Mapping[str, Any]]) -> float:
+    """The mean time from one job's end to the next one's start, among the batch's jobs so far."""
+    ended = sorted((j for j in jobs if j["started_at"] and j["finished_at"]), key=lambda j: j["started_at"])
+    starts = sorted(j["started_at"] for j in jobs if j["started_at"])
+    gaps = []
+    for job in ended:
+        following = next((at for at in starts if at > job["finished_at"]), None)
+        if following is not None:
+            gaps.append((following - job["finished_at"]).total_seconds())
+    return sum(gaps) / len(gaps) if gaps else JOB_GAP_SECONDS
 
 
 def format_duration(seconds: float | None) -> str | None:
-    """62 → '1m 02s', 3723 → '1h 02m 03s', 9 → '9s'."""
-    if seconds is None:
-        return None
-    total = int(round(seconds))
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m {secs:02d}s"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
+    """62 → '1m 02s', 3723 → '1h 02m 03s', 9 → '9s' (None stays None)."""
+    return None if seconds is None else format_eta(seconds, compact=True)

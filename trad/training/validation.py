@@ -20,6 +20,7 @@ from typing import Any, Callable, Mapping, Sequence
 import pandas as pd
 
 from trad.optimize import Evaluation, evaluate_config
+from trad.training.forecast import BACKTEST_OVERHEAD_CANDLES
 
 FOLD_MIN_TRADES = 1
 
@@ -58,6 +59,28 @@ def window(data: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.Dat
     return data[(stamps >= start) & (stamps < end)].reset_index(drop=True)
 
 
+def window_candles(stamps: pd.Series, start: pd.Timestamp, end: pd.Timestamp) -> int:
+    """How many of the (sorted) timestamps fall in start <= timestamp < end."""
+    return int(stamps.searchsorted(end, side="left") - stamps.searchsorted(start, side="left"))
+
+
+def backtest_work(candles: int) -> int:
+    """The work of one backtest in candles, its fixed cost counted as BACKTEST_OVERHEAD_CANDLES more."""
+    return candles + BACKTEST_OVERHEAD_CANDLES
+
+
+def validation_work(data: pd.DataFrame, train_days: float, test_days: float, gap_days: float,
+                    candidates: int) -> int:
+    """The work of a walk-forward validation (see `backtest_work`): every fold's train window
+    once per candidate, its test window once; 0 when no fold fits or there is no candidate."""
+    if not len(data) or candidates < 1:
+        return 0
+    stamps = data["timestamp"]
+    folds = walk_forward_folds(stamps.iloc[0], stamps.iloc[-1], train_days, test_days, gap_days)
+    return sum(candidates * backtest_work(window_candles(stamps, f.train_start, f.train_end))
+               + backtest_work(window_candles(stamps, f.test_start, f.test_end)) for f in folds)
+
+
 def validate_walk_forward(data: pd.DataFrame, strategy: str, candidates: Sequence[Mapping[str, Any]],
                           engine_settings: Mapping[str, Any], objective: str, train_days: float,
                           test_days: float, gap_days: float,
@@ -71,17 +94,24 @@ def validate_walk_forward(data: pd.DataFrame, strategy: str, candidates: Sequenc
         summary["skipped"] = ("no candidate configuration" if not candidates else
                               "the candles span too little time for one train + gap + test window")
         return _summarise(summary)
-    backtests = len(folds) * (len(candidates) + 1)
+    work = validation_work(data, train_days, test_days, gap_days, len(candidates))
     done = 0
 
     def run(frame: pd.DataFrame, params: Mapping[str, Any], fold: Fold, role: str):
+        nonlocal done
+
         def candles(processed: int, total: int, stage: str) -> None:
             if progress is not None:
-                share = (done + (processed / total if total else 1.0)) / backtests
-                progress(100.0 * share, processed, total, stage, {"fold": fold.number, "folds": len(folds), "window": role})
-        if len(frame) < 2:
-            return Evaluation(0, dict(params), None)
-        return evaluate_config(frame, strategy, params, engine_settings, objective, FOLD_MIN_TRADES, candles)
+                share = (done + backtest_work(len(frame)) * (processed / total if total else 1.0)) / work
+                progress(100.0 * min(1.0, share), processed, total, stage,
+                         {"fold": fold.number, "folds": len(folds), "window": role})
+        try:
+            if len(frame) < 2:
+                return Evaluation(0, dict(params), None)
+            return evaluate_config(frame, strategy, params, engine_settings, objective, FOLD_MIN_TRADES,
+                                   candles)
+        finally:
+            done += backtest_work(len(frame))
 
     for fold in folds:
         train = window(data, fold.train_start, fold.train_end)
@@ -89,10 +119,8 @@ def validate_walk_forward(data: pd.DataFrame, strategy: str, candidates: Sequenc
         in_sample = []
         for params in candidates:
             in_sample.append(run(train, params, fold, "train"))
-            done += 1
         chosen = max(in_sample, key=lambda e: float("-inf") if e.score is None else e.score)
         out = run(test, chosen.params, fold, "test")
-        done += 1
         summary["folds"].append({
             "fold": fold.number, "train_start": fold.train_start.isoformat(),
             "train_end": fold.train_end.isoformat(), "test_start": fold.test_start.isoformat(),

@@ -25,12 +25,14 @@ from trad.optimize import (BacktestEvaluator, Evaluation, OptimizationResult, bu
                            make_optimizer)
 from trad.store import configs as config_store
 from trad.store import jobs as job_store
+from trad.store.backtests import insert_backtest
 from trad.store.candles import load_frame
 from trad.store.metrics import job_metrics
 from trad.strategies import get_strategy
 from trad.training.config import TrainingConfig
+from trad.training.results import backtest_record
 from trad.training.steps import DATA_COLLECTION, OPTIMIZATION, SAVE_CONFIGURATION, VALIDATION
-from trad.training.validation import validate_walk_forward
+from trad.training.validation import validate_walk_forward, validation_work
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +113,11 @@ def _run(run: Run) -> None:
         run.config = TrainingConfig.from_mapping(run.row["config"])
         collect_candles(run)
         optimize(run)
-        validation = validate(run) if run.config.validation.enabled else None
+        if run.config.validation.enabled:
+            validation = validate(run)
+        else:
+            validation = None
+            callback.log("walk-forward validation is off for this job (validation.enabled = false)")
         save_configuration(run, validation)
     except Cancelled as exc:
         callback.finish("stopped", result=_partial_result(run, f"stopped: {exc}"))
@@ -154,6 +160,8 @@ def optimize(run: Run) -> None:
     with run.db.connection() as conn:
         recorded = [Evaluation(m["iteration"], m["params"], m["score"], m["metrics"] or {},
                                m["duration_ms"] or 0.0) for m in job_metrics(conn, run.job_id)]
+    callback.plan(min(config.workers, max(1, optimizer.total_episodes - len(recorded))),
+                  _validation_work(run, optimizer.total_episodes))
     callback.enter_step(OPTIMIZATION, {"optimizer": row["optimizer"], "total_episodes": optimizer.total_episodes,
                                        "resumed_episodes": len(recorded), "n_jobs": config.workers})
     if recorded:
@@ -171,6 +179,15 @@ def optimize(run: Run) -> None:
     callback.log(f"search done: {len(search.evaluations)} evaluations, best {row['objective']} "
                  f"{search.best.score:.4f} with {search.best.params}"
                  + (f" (stopped early: {search.stop_reason})" if search.stopped_early else ""))
+
+
+def _validation_work(run: Run, episodes: int) -> int:
+    """What validation will backtest, for the ETA (0 when it is off or no fold fits)."""
+    wf = run.config.validation
+    if not wf.enabled:
+        return 0
+    return validation_work(run.data, wf.train_window_days, wf.test_window_days, wf.gap_days,
+                           min(max(1, wf.candidates), episodes))
 
 
 def validate(run: Run) -> dict[str, Any]:
@@ -199,12 +216,16 @@ def validate(run: Run) -> dict[str, Any]:
 
 
 def save_configuration(run: Run, validation: dict[str, Any] | None) -> None:
-    """Step 4: the winner goes into trained_configurations, in the transaction that ends the job."""
+    """Step 4: the winner goes into trained_configurations with its backtest (trades, curves, folds), in
+    the transaction that ends the job."""
     row, best, data = run.row, run.search.best, run.data
     skipped = (validation or {}).get("skipped")  # the step indicator shows it while this step runs
-    run.callback.enter_step(SAVE_CONFIGURATION, {"params": best.params,
-                                                 **({"validation_skipped": skipped} if skipped else {})})
+    state = {"validation_off": True} if validation is None else {"validation_skipped": skipped} if skipped else {}
+    run.callback.enter_step(SAVE_CONFIGURATION, {"params": best.params, **state})
     saved: dict[str, Any] = {}
+    record = backtest_record(data, strategy=row["strategy"], symbol=row["symbol"], timeframe=row["timeframe"],
+                             params=best.params, settings=run.config.engine_settings, objective=row["objective"],
+                             min_trades=run.config.min_trades, validation=validation)
 
     def insert(conn) -> None:
         saved.update(config_store.insert_configuration(
@@ -213,8 +234,10 @@ def save_configuration(run: Run, validation: dict[str, Any] | None) -> None:
             validation=validation, training_job_id=run.job_id,
             data_start=data["timestamp"].iloc[0].to_pydatetime(),
             data_end=data["timestamp"].iloc[-1].to_pydatetime()))
+        insert_backtest(conn, record.columns(), record.trades, "trained", trained_configuration_id=saved["id"],
+                        training_job_id=run.job_id)
 
-    result = {**_partial_result(run), "validation": validation}
+    result = {**_partial_result(run), "validation": validation, "backtest_stored": True}  # committed with it
     run.callback.finish("succeeded", result=result, before_row=insert)
     log.info("job %s saved trained configuration %s", run.job_id, saved.get("id"))
 

@@ -15,6 +15,6 @@ UPDATE training_batches b
  WHERE b.status <> 'running' AND b.stopped = 0;
 UPDATE training_batches SET cancel_mode = 'now' WHERE cancel_requested AND cancel_mode IS NULL;
 
-INSERT INTO schema_migrations (name) VALUES ('006_batch_stops') ON CONFLICT (name) DO NOTHING;
+INSERT INTO schema_migrations (name) VALUES ('007_batch_stops') ON CONFLICT (name) DO NOTHING;
 
 COMMIT;

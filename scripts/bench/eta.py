@@ -1,0 +1,372 @@
+"""How honest the ETA is: whole jobs through real `trad serve` + `trad worker` processes.
+
+Usage: .venv/bin/python scripts/bench/eta.py [--candles 60000] [--seconds 40] [--kinds random-1-on,batch]
+
+It creates its own database (`trad_bench_<random>`, dropped at the end) on the PostgreSQL of
+TRAD_BENCH_ADMIN_URL (default the local one), its own Redis prefix and queue, starts one web
+and one worker process (progress interval 1 s) and runs, one after the other: random, grid
+and Bayesian searches with n_jobs 1 and 2, validation on and off; a random job stopped at
+40 % of its search and resumed (the resumed run is scored); a batch of 3 symbols of which 1
+is skipped (trained already). Each search is sized from a short search timed here to last
+about `--seconds` (Bayesian ones search 6× the candles with at most 600 episodes: past
+~1,000 results a single model fit takes 5–25 s here, erratically). Every 0.5 s it reads the
+job row through the API (a batch: /training/progress) and, once the job has ended, scores
+every sample taken once 20 % of the job's duration had passed while at least 2 s remained:
+
+    error = |estimated_completion − finished_at| ÷ (finished_at − sample time)
+
+It prints per job the median and 90th percentile of that error, how many samples had no ETA,
+the job's duration and the 1-minute load average while it ran: a machine whose load changes
+mid-job changes the job's speed, the hard case for an estimator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from scratch import scratch_database  # noqa: E402
+
+from trad.data.synthetic import synthetic_candles  # noqa: E402
+from trad.optimize import BacktestEvaluator, build_search_space, make_optimizer  # noqa: E402
+from trad.strategies import get_strategy  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+TRAD = str(Path(sys.executable).with_name("trad"))
+SAMPLE_SECONDS = 0.5
+FIRST_SHARE = 0.2
+LAST_SECONDS = 2.0
+TIMEFRAME = "5m"
+STRATEGY = "liquidity_sweep"
+WINDOWS = {"train_window_days": 60, "test_window_days": 20}
+BAYESIAN_MODEL_SECONDS = 0.005  # a first guess of the model's time per episode, for sizing only
+BAYESIAN_EPISODES = 600  # at most: past ~1,000 results one model fit takes 5–25 s here, erratically
+BAYESIAN_CANDLES = 6     # Bayesian jobs search a symbol with this many times the candles
+JOB_OVERHEAD = 2.0       # an episode in a job here takes about this many times one run alone
+
+
+@dataclass
+class Score:
+    """The scored samples of one job."""
+
+    kind: str
+    duration: float
+    errors: list[float]
+    missing: int
+    load: float
+    status: str
+    notes: list[str] = field(default_factory=list)
+
+
+class Api:
+    """A small JSON client of the web process."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+
+    def call(self, method: str, path: str, body: dict | None = None) -> dict:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.base + path, data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                text = response.read()
+        except urllib.error.HTTPError as error:
+            raise RuntimeError(f"{method} {path}: {error.code} {error.read().decode()[:400]}") from None
+        return json.loads(text) if text else {}
+
+
+def parse_time(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_processes(env: dict[str, str], port: int, log_dir: Path) -> list[subprocess.Popen]:
+    """The web and worker processes, logging to files in `log_dir`."""
+    processes = []
+    for name, args in (("web", ["serve", "--port", str(port)]), ("worker", ["worker"])):
+        log = open(log_dir / f"{name}.log", "w")
+        processes.append(subprocess.Popen([TRAD, *args], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                          cwd=ROOT))
+    return processes
+
+
+def wait_healthy(api: Api, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            health = api.call("GET", "/api/v1/health")
+            if health.get("workers"):
+                return
+        except (OSError, RuntimeError):
+            pass
+        time.sleep(0.5)
+    raise RuntimeError("the web and worker processes did not come up")
+
+
+def episode_seconds(candles: int) -> float:
+    """An episode's time in a job on these candles, here and now: a short random search, timed, ×
+    JOB_OVERHEAD (the job's own writes, and the web process and the sampling beside it)."""
+    data = synthetic_candles(candles, seed=4)
+    search = make_optimizer("random", build_search_space(get_strategy(STRATEGY), None), n_iterations=40, seed=1)
+    started = time.perf_counter()
+    search.run(BacktestEvaluator(data, STRATEGY, {}, "sharpe", 1), callback=lambda *call: None)
+    return JOB_OVERHEAD * (time.perf_counter() - started) / 40
+
+
+def grid_space(configurations: int) -> dict:
+    """A liquidity_sweep grid of about `configurations` configurations."""
+    lookbacks = 20  # 10…200 step 10
+    depths = max(1, min(20, configurations // (lookbacks * 7) or 1))
+    ratios = max(1, min(7, round(configurations / (lookbacks * depths))))
+    return {"key_level_lookback": {"low": 10, "high": 200, "step": 10},
+            "pierce_depth": {"low": 0.05, "high": 0.05 * depths, "step": 0.05},
+            "rr_ratio": {"low": 1.0, "high": 1.0 + 0.5 * (ratios - 1), "step": 0.5},
+            "volume_spike_threshold": 2.5, "reversal_candles": 3, "max_hold_candles": 48}
+
+
+def job_body(optimizer: str, n_jobs: int, validation: bool, episodes: int, symbol: str = "ETA_A") -> dict:
+    body = {"strategy": STRATEGY, "symbol": symbol, "timeframe": TIMEFRAME, "optimizer": optimizer,
+            "n_jobs": n_jobs, "min_trades": 1, "seed": 7,
+            "validation": {"enabled": validation, **WINDOWS}}
+    if optimizer == "grid":
+        body["param_space"] = grid_space(episodes)
+    else:
+        body["n_iterations"] = min(10_000, episodes)
+    return body
+
+
+class Sampler:
+    """Reads a job row (or the batch progress) every SAMPLE_SECONDS in a thread."""
+
+    def __init__(self, api: Api, path: str) -> None:
+        self.api, self.path = api, path
+        self.samples: list[tuple[datetime, dict]] = []
+        self.loads: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                body = self.api.call("GET", self.path)
+                self.samples.append((now_utc(), body))
+            except (OSError, RuntimeError):
+                pass
+            self.loads.append(os.getloadavg()[0])
+            self._stop.wait(max(0.0, SAMPLE_SECONDS - (time.monotonic() - started)))
+
+    @property
+    def last(self) -> dict:
+        return self.samples[-1][1] if self.samples else {}
+
+
+def wait_for(sampler: Sampler, done, timeout: float = 600.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sampler.samples and done(sampler.last):
+            return sampler.last
+        time.sleep(0.1)
+    raise RuntimeError(f"{sampler.path}: not done within {timeout:.0f} s")
+
+
+def score(kind: str, forecasts: list[tuple[datetime, datetime | None]], began: datetime, ended: datetime,
+          loads: list[float], status: str) -> Score:
+    """The error of every forecast sampled after FIRST_SHARE of the duration while LAST_SECONDS remained."""
+    duration = (ended - began).total_seconds()
+    errors, missing = [], 0
+    for at, forecast in forecasts:
+        left = (ended - at).total_seconds()
+        if (at - began).total_seconds() < FIRST_SHARE * duration or left < LAST_SECONDS:
+            continue
+        if forecast is None:
+            missing += 1
+            continue
+        errors.append(abs((forecast - ended).total_seconds()) / left)
+    return Score(kind, duration, errors, missing, max(loads) if loads else os.getloadavg()[0], status)
+
+
+def run_job(api: Api, kind: str, body: dict, stop_at: float | None = None) -> Score:
+    """One job from creation to its end; with `stop_at`, stopped once its search is that far, then resumed."""
+    job = api.call("POST", "/api/v1/training-jobs", body)
+    path = f"/api/v1/training-jobs/{job['id']}"
+    with Sampler(api, path) as sampler:
+        began = None
+        if stop_at is not None:
+            wait_for(sampler, lambda row: row["step_number"] >= 2 and row["step_percentage"] >= 100 * stop_at
+                     or row["status"] not in ("queued", "running"))
+            api.call("POST", path + "/stop")
+            wait_for(sampler, lambda row: row["status"] == "stopped")
+            began = now_utc()
+            api.call("POST", path + "/resume")
+        final = wait_for(sampler, lambda row: row["status"] in ("succeeded", "failed", "stopped")
+                         and (began is None or parse_time(row["finished_at"]) > began))
+    began = began or parse_time(final["started_at"])
+    ended = parse_time(final["finished_at"])
+    forecasts = [(at, parse_time(row["estimated_completion"])) for at, row in sampler.samples
+                 if row["status"] == "running" and at >= began]
+    result = score(kind, forecasts, began, ended, sampler.loads, final["status"])
+    result.notes.append(f"{final['total_episodes']} episodes")
+    return result
+
+
+def run_batch(api: Api, body: dict) -> Score:
+    """Train ETA_C first (so the batch skips it), then a batch over ETA_B, ETA_D and ETA_C."""
+    first = api.call("POST", "/api/v1/training-jobs", {**job_body("random", 1, False, 3, "ETA_C")})
+    with Sampler(api, f"/api/v1/training-jobs/{first['id']}") as sampler:
+        wait_for(sampler, lambda row: row["status"] in ("succeeded", "failed", "stopped"))
+    template = {k: v for k, v in body.items() if k != "symbol"}
+    started = api.call("POST", "/api/v1/training/train-all", {"symbols": ["ETA_B", "ETA_D", "ETA_C"],
+                                                              "template": template})
+    with Sampler(api, "/api/v1/training/progress") as sampler:
+        wait_for(sampler, lambda progress: not progress["training_in_progress"])
+    jobs = [api.call("GET", f"/api/v1/training-jobs/{job['job_id']}") for job in started["jobs"]]
+    began = parse_time(sampler.samples[0][1]["started_at"]) if sampler.samples else now_utc()
+    ended = max(parse_time(job["finished_at"]) for job in jobs)
+    forecasts = []
+    for at, progress in sampler.samples:
+        if not progress["training_in_progress"]:
+            continue
+        eta = (progress.get("timing") or {}).get("eta_seconds")
+        forecasts.append((at, None if eta is None else datetime.fromtimestamp(at.timestamp() + eta, timezone.utc)))
+    status = "succeeded" if all(job["status"] == "succeeded" for job in jobs) else "some failed"
+    result = score("batch, 3 symbols, 1 skipped", forecasts, began, ended, sampler.loads, status)
+    result.notes.append(f"{len(jobs)} jobs, skipped {', '.join(started['skipped'])}")
+    return result
+
+
+def kinds(episode: float, long_episode: float, seconds: float) -> dict[str, tuple]:
+    """Every kind of job: (body, stop_at)."""
+    plain = max(20, int(seconds / episode))
+    bayesian = max(20, min(BAYESIAN_EPISODES, int(seconds / (long_episode + BAYESIAN_MODEL_SECONDS))))
+    table = {}
+    for optimizer, episodes, symbol in (("random", plain, "ETA_A"), ("grid", plain, "ETA_A"),
+                                        ("bayesian", bayesian, "ETA_L")):
+        for n_jobs in (1, 2):
+            for validation in (True, False):
+                name = f"{optimizer}-{n_jobs}-{'on' if validation else 'off'}"
+                table[name] = (job_body(optimizer, n_jobs, validation, episodes, symbol), None)
+    table["resumed"] = (job_body("random", 1, True, int(plain * 1.4)), 0.4)
+    table["batch"] = (job_body("random", 1, True, max(10, plain // 2)), None)
+    return table
+
+
+def print_table(scores: list[Score]) -> None:
+    print(f"\n| job | duration | samples | no ETA | median error | p90 error | load (max) | notes |")
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
+    for s in scores:
+        median = statistics.median(s.errors) if s.errors else float("nan")
+        p90 = statistics.quantiles(s.errors, n=10)[-1] if len(s.errors) >= 2 else (s.errors or [float("nan")])[0]
+        print(f"| {s.kind} | {s.duration:.1f} s | {len(s.errors)} | {s.missing} | {100 * median:.1f} % | "
+              f"{100 * p90:.1f} % | {s.load:.1f} | {s.status}; {'; '.join(s.notes)} |", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--candles", type=int, default=60_000)
+    parser.add_argument("--seconds", type=float, default=40.0, help="about how long each job should last")
+    parser.add_argument("--kinds", default=None, help="comma-separated subset, e.g. random-1-on,resumed,batch")
+    parser.add_argument("--logs", default=None, help="keep the web and worker logs in this directory")
+    args = parser.parse_args()
+    episode = episode_seconds(args.candles)
+    table = kinds(episode, episode_seconds(BAYESIAN_CANDLES * args.candles), args.seconds)
+    chosen = args.kinds.split(",") if args.kinds else list(table)
+    print(f"ETA bench: {args.candles:,} candles of {TIMEFRAME}, a backtest takes {1000 * episode:.1f} ms here, "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start", flush=True)
+    log_dir = Path(args.logs) if args.logs else Path(f"/tmp/trad-eta-{os.getpid()}")
+    log_dir.mkdir(parents=True, exist_ok=True)
+    admin = os.environ.get("TRAD_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    scores: list[Score] = []
+    with scratch_database(admin) as url:
+        port, prefix = free_port(), f"trad-eta-{uuid.uuid4().hex[:8]}:"
+        env = {**os.environ, "TRAD_DATABASE_URL": url, "TRAD_REDIS_PREFIX": prefix,
+               "TRAD_QUEUE": f"{prefix}training", "TRAD_PROGRESS_INTERVAL": "1", "TRAD_PORT": str(port)}
+        for symbol, seed, count in (("ETA_A", 1, args.candles), ("ETA_B", 2, args.candles),
+                                    ("ETA_C", 3, args.candles), ("ETA_D", 5, args.candles),
+                                    ("ETA_L", 4, BAYESIAN_CANDLES * args.candles)):
+            subprocess.run([TRAD, "data", "synth", "--symbol", symbol, "--timeframe", TIMEFRAME,
+                            "--candles", str(count), "--seed", str(seed)],
+                           env=env, check=True, stdout=subprocess.DEVNULL)
+        processes = start_processes(env, port, log_dir)
+        try:
+            api = Api(f"http://127.0.0.1:{port}")
+            wait_healthy(api)
+            for name in chosen:
+                body, stop_at = table[name]
+                result = run_batch(api, body) if name == "batch" else run_job(api, name, body, stop_at)
+                scores.append(result)
+                print_table([result])
+        finally:
+            stop_processes(processes)
+            cleanup_redis(prefix, url)
+    print(f"\nall jobs (load average {os.getloadavg()[0]:.2f} at the end; logs in {log_dir}):")
+    print_table(scores)
+
+
+def stop_processes(processes: list[subprocess.Popen]) -> None:
+    """Stop the web and worker processes; a worker still running a job is asked twice (RQ's cold shutdown)."""
+    for attempt in range(3):
+        for process in processes:
+            if process.poll() is None:
+                process.terminate() if attempt < 2 else process.kill()
+        try:
+            for process in processes:
+                process.wait(timeout=10)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def cleanup_redis(prefix: str, database_url: str) -> None:
+    """Delete the Redis keys this bench made: its prefix and queue, and its jobs' last runs (RQ's
+    job keys of earlier runs expire by themselves)."""
+    import psycopg2
+    import redis
+
+    client = redis.Redis.from_url(os.environ.get("TRAD_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT rq_job_id FROM training_jobs WHERE rq_job_id IS NOT NULL")
+        runs = [row[0] for row in cur.fetchall()]
+    conn.close()
+    keys = [*client.scan_iter(match=f"*{prefix}*", count=500), *(f"rq:job:{run}" for run in runs)]
+    if keys:
+        client.delete(*keys)
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *frame: sys.exit("stopped"))  # so the database is still dropped
+    main()
