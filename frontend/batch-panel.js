@@ -1,4 +1,5 @@
-// Train every symbol: the train-all form, the batch's progress (polled while it runs), cancel.
+// Train every symbol: the train-all form, the batch's progress (polled while it runs), cancel —
+// now (its running jobs stop too) or after the current jobs (they finish, no new one starts).
 
 import { api } from "./api.js";
 import { confirmAction } from "./confirm-dialog.js";
@@ -9,6 +10,12 @@ import { ProgressBar } from "./progress-bar.js";
 
 const P = "batch";
 const POLL_MS = 2000;
+const CANCEL_MODES = {
+  now: { button: "Cancel batch now", title: "Cancel the batch now?",
+    text: "Every queued or running job of the batch is stopped.", action: "Cancel now" },
+  after_current: { button: "Cancel after current", title: "Cancel after the current jobs?",
+    text: "The running jobs finish; the queued ones are stopped and no new one starts.", action: "Cancel after current" },
+};
 
 export class BatchPanel {
   constructor(container, { onError }) {
@@ -38,8 +45,10 @@ export class BatchPanel {
     this.status = h("p", { class: "batch-status", "aria-live": "polite" });
     this.counts = h("p", { class: "batch-counts" });
     this.timing = h("p", { class: "batch-timing" });
-    this.cancelButton = h("button", { type: "button", class: "warn", onclick: () => this.cancel(), hidden: true }, "Cancel batch");
-    this.view = h("div", { class: "batch-progress" }, this.status, this.bar.el, this.counts, this.timing, this.cancelButton);
+    this.cancelButtons = Object.entries(CANCEL_MODES).map(([mode, words]) =>
+      h("button", { type: "button", class: "warn", dataset: { cancelMode: mode }, onclick: () => this.cancel(mode) }, words.button));
+    this.cancelRow = h("div", { class: "form-actions", hidden: true }, ...this.cancelButtons);
+    this.view = h("div", { class: "batch-progress" }, this.status, this.bar.el, this.counts, this.timing, this.cancelRow);
     replaceChildren(this.container, this.view, this.form);
     this.setSymbols(symbols);
     return this.refresh();
@@ -84,10 +93,11 @@ export class BatchPanel {
     }
   }
 
-  async cancel() {
-    if (!(await confirmAction("Cancel the batch?", "Every queued or running job of the batch is stopped.", "Cancel batch"))) return;
+  async cancel(mode) {
+    const words = CANCEL_MODES[mode];
+    if (!(await confirmAction(words.title, words.text, words.action))) return;
     try {
-      const result = await api("/api/v1/training/cancel", { method: "POST" });
+      const result = await api("/api/v1/training/cancel", { method: "POST", query: { mode } });
       setText(this.status, result.message);
     } catch (error) {
       this.onError(error);
@@ -116,19 +126,23 @@ export class BatchPanel {
     this.progress = p;
     const running = p.training_in_progress;
     const where = p.current_symbol ? ` · now ${p.current_symbol}` : "";
+    const cancelling = p.cancel_mode === "after_current" ? "Cancelling after the current jobs" : "Cancelling";
     setText(this.status, running
-      ? `${p.cancelling ? "Cancelling" : "Training"}: ${formatInteger(p.completed_symbols)}/${formatInteger(p.total_symbols)} symbols${where}`
+      ? `${p.cancelling ? cancelling : "Training"}: ${formatInteger(p.completed_symbols)}/${formatInteger(p.total_symbols)} symbols${where}`
       : p.message || (p.last_training_run ? "No batch running." : "No batch has run yet."));
     this.bar.update(p.progress_percent, running ? "running" : "idle");
     this.bar.el.hidden = !running && !p.total_symbols;
     const r = p.results;
     setText(this.counts, `Succeeded ${formatInteger(r.successful)} · Failed ${formatInteger(r.failed)} · `
-      + `Skipped ${formatInteger(r.skipped)} · Remaining ${formatInteger(p.remaining_symbols)}`);
+      + `Skipped ${formatInteger(r.skipped)} · Stopped ${formatInteger(r.stopped)} · Remaining ${formatInteger(p.remaining_symbols)}`);
     this.counts.hidden = !running && !p.total_symbols;
     const t = p.timing;
     setText(this.timing, [t ? `Elapsed ${t.elapsed_formatted}` : "", t?.eta_formatted ? `ETA ${t.eta_formatted}` : "",
       p.last_training_run ? `Last run ${formatDateTime(p.last_training_run)}` : ""].filter(Boolean).join(" · "));
-    this.cancelButton.hidden = !running;
-    this.cancelButton.disabled = p.cancelling;
+    this.cancelRow.hidden = !running;
+    for (const button of this.cancelButtons) {
+      // "now" stays offered while the batch waits for its current jobs: it stops them too.
+      button.disabled = p.cancelling && (p.cancel_mode === "now" || button.dataset.cancelMode === "after_current");
+    }
   }
 }

@@ -152,12 +152,18 @@ def test_watch_exit_code_of_a_stopped_job(env, clean_db, make_job, start_web, db
     assert result.returncode == 3
 
 
-def test_train_all_then_cancel(env, clean_db, candles_of):
+def start_two_symbol_batch(env, candles_of):
+    """`trad train-all` over AAA and BBB (no worker runs: both jobs stay queued)."""
     candles_of("AAA", 2_000)
     candles_of("BBB", 2_000)
     started = trad(env, "train-all", "--strategy", "sma_crossover", "--timeframe", "5m", "--optimizer", "random",
                    "--iterations", "5", "--no-validation")
     assert started.returncode == 0, started.stderr
+    return started
+
+
+def test_train_all_then_cancel(env, clean_db, candles_of):
+    started = start_two_symbol_batch(env, candles_of)
     assert "AAA" in started.stdout and "BBB" in started.stdout and "2 jobs queued" in started.stdout
     again = trad(env, "train-all", "--timeframe", "5m")
     assert again.returncode == 1 and "still running" in again.stderr, again.stderr
@@ -167,6 +173,17 @@ def test_train_all_then_cancel(env, clean_db, candles_of):
         cur.execute("SELECT status FROM training_jobs ORDER BY id")
         assert [r["status"] for r in cur.fetchall()] == ["stopped", "stopped"]
     assert trad(env, "cancel").returncode == 1
+
+
+def test_cancel_after_current_stops_only_what_has_not_started(env, clean_db, candles_of):
+    start_two_symbol_batch(env, candles_of)
+    with clean_db.cursor() as cur:  # as if a worker had started the first job
+        cur.execute("UPDATE training_jobs SET status = 'running' WHERE id = (SELECT min(id) FROM training_jobs)")
+    cancelled = trad(env, "cancel", "--after-current")
+    assert cancelled.returncode == 0 and "stopped 1 queued jobs; 1 running jobs finish first" in cancelled.stdout
+    with clean_db.cursor() as cur:
+        cur.execute("SELECT status, cancel_requested FROM training_jobs ORDER BY id")
+        assert [tuple(r.values()) for r in cur.fetchall()] == [("running", False), ("stopped", True)]
 
 
 def test_results_print_the_winners_metrics_and_trades_and_write_them_as_csv(env, clean_db, settings, make_job,

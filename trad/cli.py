@@ -311,11 +311,13 @@ def train_all(symbols: tuple[str, ...], no_validation: bool, force: bool, **flag
 
 
 @cli.command()
-def cancel() -> None:
+@click.option("--after-current", is_flag=True,
+              help="Let the running jobs finish and start no new one (default: stop them now too).")
+def cancel(after_current: bool) -> None:
     """Cancel the running batch (train-all): its queued and running jobs stop; exits 1 if none runs."""
     from trad.api.batch import cancel_training_batch
 
-    result = cancel_training_batch(*_services())
+    result = cancel_training_batch(*_services(), mode="after_current" if after_current else "now")
     click.echo(result["message"])
     if not result["success"]:
         sys.exit(1)

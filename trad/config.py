@@ -44,6 +44,7 @@ class Settings:
     port: int = 8000
     host: str = "127.0.0.1"
     job_timeout: int = 24 * 3600
+    ws_ping_interval: float = 15.0
     backtest_max_candles: int = 2_000_000
     backtest_max_pending: int = 16
     backtest_wait: float = 30.0
@@ -76,6 +77,7 @@ class Settings:
             port=_number(env, "PORT", 8000, int, minimum=1),
             host=env.get("TRAD_HOST") or "127.0.0.1",
             job_timeout=_number(env, "TRAD_JOB_TIMEOUT", 24 * 3600, int, minimum=1),
+            ws_ping_interval=_number(env, "TRAD_WS_PING_INTERVAL", 15.0, float, minimum=0.1),
             backtest_max_candles=_number(env, "TRAD_BACKTEST_MAX_CANDLES", 2_000_000, int, minimum=2),
             backtest_max_pending=_number(env, "TRAD_BACKTEST_MAX_PENDING", 16, int, minimum=1),
             backtest_wait=_number(env, "TRAD_BACKTEST_WAIT", 30.0, float, minimum=1.0),

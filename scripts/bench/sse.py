@@ -248,8 +248,8 @@ def report_history(jobs: int, burst: dict, replay: dict) -> None:
 
 
 async def hold_clients(server: Server, database_url: str, job_id: int, n: int, updates: int,
-                       settle: float) -> dict:
-    clients = [StreamClient() for _ in range(n)]
+                       settle: float, client: type = StreamClient) -> dict:
+    clients = [client() for _ in range(n)]
     tasks = []
     for start in range(0, n, 200):  # connect in waves, as a page full of tabs would
         tasks += [asyncio.create_task(c.run(server.port)) for c in clients[start:start + 200]]
@@ -274,10 +274,10 @@ async def hold_clients(server: Server, database_url: str, job_id: int, n: int, u
             "final_missing": final_missing, "after": proc_stats(server.worker_pid)}
 
 
-async def cycle_clients(server: Server, cycles: int, wave: int = 100) -> None:
+async def cycle_clients(server: Server, cycles: int, wave: int = 100, client: type = StreamClient) -> None:
     """Connect, wait for the first bytes, drop — `cycles` times, `wave` at a time."""
     for start in range(0, cycles, wave):
-        clients = [StreamClient() for _ in range(min(wave, cycles - start))]
+        clients = [client() for _ in range(min(wave, cycles - start))]
         tasks = [asyncio.create_task(c.run(server.port)) for c in clients]
         await asyncio.gather(*(c.ready.wait() for c in clients))
         for c in clients:
@@ -324,8 +324,8 @@ def main() -> None:
         run(url, args)
 
 
-def run(url: str, args: argparse.Namespace) -> None:
-    add_history(url, args.jobs)
+def bench_job(url: str) -> int:
+    """Insert the job whose row the bursts update; returns its id."""
     conn = psycopg2.connect(url)
     with conn.cursor() as cur:
         cur.execute("INSERT INTO training_jobs (job_name, strategy, symbol, timeframe, optimizer) "
@@ -333,6 +333,12 @@ def run(url: str, args: argparse.Namespace) -> None:
         job_id = cur.fetchone()[0]
     conn.commit()
     conn.close()
+    return job_id
+
+
+def run(url: str, args: argparse.Namespace) -> None:
+    add_history(url, args.jobs)
+    job_id = bench_job(url)
     server = Server(url)
     try:
         time.sleep(1)

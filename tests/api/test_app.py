@@ -19,7 +19,7 @@ def test_health_names_database_redis_workers_and_queue(client, settings, start_w
     worker = start_worker()
     (seen,) = wait_for(lambda: [w for w in client.get("/api/v1/health").get_json()["workers"]
                                 if w["name"] == worker.name], 60)
-    assert set(seen) == {"name", "state", "current_job"} and seen["state"] in ("starting", "idle", "started", "busy")
+    assert set(seen) == {"name", "state", "current_job", "last_heartbeat"} and seen["state"] in ("idle", "started", "busy")
 
 
 def test_without_redis_create_is_503_and_leaves_no_row(make_app, db, clean_db, candles_of):
@@ -40,6 +40,7 @@ def test_without_redis_create_is_503_and_leaves_no_row(make_app, db, clean_db, c
     assert response.status_code == 503 and body["status"] == "degraded"
     assert body["redis"] == {"ok": False, "latency_ms": None} and body["database"]["ok"] is True
     assert body["workers"] == [] and body["queue"]["length"] is None
+    assert_error(client.get("/api/v1/training/status"), 503, "SERVICE_UNAVAILABLE")
 
 
 def test_without_postgresql_reads_are_503(make_app, settings):
@@ -99,7 +100,9 @@ def test_openapi_documents_every_endpoint(client):
         "/api/v1/training-jobs/{job_id}/resume": {"post"}, "/api/v1/training-jobs/{job_id}/logs": {"get"},
         "/api/v1/training-jobs/{job_id}/metrics": {"get"}, "/api/v1/training/train-all": {"post"},
         "/api/v1/training/progress": {"get"}, "/api/v1/training/cancel": {"post"},
-        "/api/v1/training/symbols": {"get"}, "/api/v1/health": {"get"}, "/api/v1/strategies": {"get"},
+        "/api/v1/training/symbols": {"get"}, "/api/v1/training/status": {"get"}, "/api/v1/health": {"get"},
+        "/api/v1/training-jobs/ws": {"get"}, "/api/v1/training-jobs/{job_id}/ws": {"get"},
+        "/api/v1/strategies": {"get"},
     }
     for path, methods in expected.items():
         assert methods <= set(paths[path]), path
@@ -125,6 +128,24 @@ def test_openapi_documents_both_event_streams(app, client):
                       "/api/v1/training-jobs/<int:job_id>/stream": "stream.stream_one_job"}
 
 
+def test_openapi_documents_the_websocket_feed_and_its_messages(app, client):
+    spec = client.get("/openapi.json").get_json()
+    every, one = spec["paths"]["/api/v1/training-jobs/ws"]["get"], spec["paths"]["/api/v1/training-jobs/{job_id}/ws"]["get"]
+    for operation in (every, one):
+        assert {"101", "401", "403", "422", "426"} <= set(operation["responses"])
+        assert operation["responses"]["101"]["content"]["application/json"]["schema"]["$ref"].endswith("/FeedMessage")
+        client_messages = {d["properties"]["type"]["const"]
+                           for d in operation["x-client-messages"]["$defs"].values()}
+        assert client_messages == {"ping", "resume"} and "pong" in operation["description"]
+    assert {(p["in"], p["name"]) for p in every["parameters"] if p["in"] != "header"} == {("query", "status"),
+                                                                                           ("query", "batch_id")}
+    kinds = [spec["components"]["schemas"][ref["$ref"].rsplit("/", 1)[1]]["properties"]["type"]["const"]
+             for ref in spec["components"]["schemas"]["FeedMessage"]["anyOf"]]
+    assert kinds == ["connected", "job", "deleted", "reset", "pong", "error"]
+    served = {rule.rule for rule in app.url_map.iter_rules() if rule.rule.endswith("/ws")}
+    assert served == {"/api/v1/training-jobs/ws", "/api/v1/training-jobs/<int:job_id>/ws"}
+
+
 def test_swagger_ui_is_served_offline(client):
     redirect = client.get("/docs")
     assert redirect.status_code in (301, 302, 308)
@@ -136,6 +157,21 @@ def test_swagger_ui_is_served_offline(client):
     for asset in assets:
         assert client.get(f"/docs/{asset}").status_code == 200, asset
     assert client.get("/docs/openapi.json").get_json()["openapi"].startswith("3.1")
+
+
+def test_redoc_is_served_offline_with_a_policy_that_keeps_it_on_this_server(client):
+    redirect = client.get("/redoc")
+    assert redirect.status_code in (301, 302, 308) and redirect.headers["Location"].endswith("/docs/redoc")
+    page = client.get("/redoc", follow_redirects=True)
+    html = re.sub(r"<!--.*?-->", "", page.get_data(as_text=True), flags=re.S)
+    assert page.status_code == 200 and "Redoc.init" in html and '"openapi.json"' in html
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert assets and not [a for a in assets if re.match(r"(https?:)?//", a)]
+    for asset in assets:
+        assert client.get(f"/docs/{asset}").status_code == 200, asset
+    policy = page.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in policy and "img-src 'self' data:" in policy and "https:" not in policy
+    assert client.get("/docs/").headers["Content-Security-Policy"] == policy
 
 
 def test_strategies_describe_their_parameter_spaces(client):

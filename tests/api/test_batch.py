@@ -14,7 +14,7 @@ from trad.store.configs import insert_configuration
 TRAIN_ALL = "/api/v1/training/train-all"
 PROGRESS = "/api/v1/training/progress"
 CANCEL = "/api/v1/training/cancel"
-PROGRESS_KEYS = {"training_in_progress", "current_symbol", "total_symbols", "completed_symbols",
+PROGRESS_KEYS = {"batch_id", "cancel_mode", "training_in_progress", "current_symbol", "total_symbols", "completed_symbols",
                  "remaining_symbols", "progress_percent", "results", "timing", "cancelling", "started_at",
                  "message", "last_training_run"}
 
@@ -37,7 +37,7 @@ def make_current(db, symbol: str, strategy: str, timeframe: str = "5m") -> None:
 
 def progress(client) -> dict:
     body = client.get(PROGRESS).get_json()
-    assert set(body) == PROGRESS_KEYS and set(body["results"]) == {"successful", "failed", "skipped"}
+    assert set(body) == PROGRESS_KEYS and set(body["results"]) == {"successful", "failed", "skipped", "stopped"}
     return body
 
 
@@ -54,7 +54,8 @@ def three_symbols(db, candles_of):
 def test_without_a_batch_progress_is_idle(client):
     body = progress(client)
     assert body["training_in_progress"] is False and body["timing"] is None and body["total_symbols"] == 0
-    assert body["results"] == {"successful": 0, "failed": 0, "skipped": 0} and body["last_training_run"] is None
+    assert body["results"] == {"successful": 0, "failed": 0, "skipped": 0, "stopped": 0}
+    assert body["last_training_run"] is None and body["batch_id"] is None
     assert client.post(CANCEL).get_json() == {"success": False, "message": "no batch training is running"}
 
 
@@ -78,7 +79,8 @@ def test_a_batch_trains_every_symbol_not_yet_current(client, db, three_symbols, 
 
     start_worker()
     done = wait_for(lambda: (p := progress(client))["training_in_progress"] is False and p, 60, every=0.3)
-    assert done["results"] == {"successful": 2, "failed": 0, "skipped": 1}
+    assert done["results"] == {"successful": 2, "failed": 0, "skipped": 1, "stopped": 0}
+    assert done["batch_id"] == batch["batch_id"]
     assert (done["completed_symbols"], done["remaining_symbols"], done["progress_percent"]) == (3, 0, 100.0)
     assert done["timing"]["eta_seconds"] == 0 and done["message"].startswith("Finished")
     datetime.fromisoformat(done["last_training_run"])
@@ -106,11 +108,51 @@ def test_cancelling_a_batch_stops_its_remaining_jobs(client, db, three_symbols, 
     assert right_after["cancelling"] or not right_after["training_in_progress"]
     final = wait_for(lambda: (p := progress(client))["training_in_progress"] is False and p, 15, every=0.2)
     assert final["cancelling"] is False and final["message"].startswith("Cancelled"), worker.output()
-    assert final["results"] == {"successful": 0, "failed": 0, "skipped": 1}
+    assert final["results"] == {"successful": 0, "failed": 0, "skipped": 1, "stopped": 2}
     jobs = [client.get(f"{JOBS}/{j['job_id']}").get_json() for j in batch["jobs"]]
     assert [j["status"] for j in jobs] == ["stopped", "stopped"]
     assert sum(j["started_at"] is None for j in jobs) == 1  # the queued one never ran
     assert client.post(CANCEL).get_json()["success"] is False
+
+
+def test_cancelling_after_the_current_job_lets_it_finish_and_starts_no_other(client, three_symbols, start_worker):
+    three_symbols(20_000)
+    body = template(strategy="rsi_reversion", optimizer="random", n_iterations=150, seed=1, param_space={})
+    batch = client.post(TRAIN_ALL, json={"template": body}).get_json()
+    assert [j["symbol"] for j in batch["jobs"]] == ["AAA", "BBB", "CCC"]
+    assert_error(client.post(f"{CANCEL}?mode=later"), 422, "VALIDATION_ERROR", "mode")
+    worker = start_worker()
+    wait_for(lambda: progress(client)["current_symbol"] == "AAA", 60)
+
+    cancelled = client.post(f"{CANCEL}?mode=after_current").get_json()
+    assert cancelled["success"] is True, cancelled
+    assert cancelled["message"].endswith("stopped 2 queued jobs; 1 running jobs finish first"), cancelled
+    during = progress(client)
+    assert during["cancel_mode"] == "after_current" or not during["training_in_progress"]
+    final = wait_for(lambda: (p := progress(client))["training_in_progress"] is False and p, 60, every=0.3)
+    assert final["results"] == {"successful": 1, "failed": 0, "skipped": 0, "stopped": 2}, worker.output()
+    assert final["message"].startswith("Cancelled") and final["cancel_mode"] is None
+    jobs = {j["symbol"]: client.get(f"{JOBS}/{j['job_id']}").get_json() for j in batch["jobs"]}
+    assert jobs["AAA"]["status"] == "succeeded" and jobs["AAA"]["progress"] == 100
+    assert [(jobs[s]["status"], jobs[s]["started_at"]) for s in ("BBB", "CCC")] == [("stopped", None)] * 2
+
+
+def test_a_cancel_now_overrides_a_cancel_after_the_current_job_never_the_reverse(client, db, three_symbols):
+    three_symbols(300)
+    batch = client.post(TRAIN_ALL, json={"template": template()}).get_json()
+    running = batch["jobs"][0]["job_id"]  # as if a worker had started it (no worker runs here)
+    with db.cursor() as cur:
+        cur.execute("UPDATE training_jobs SET status = 'running', started_at = now() WHERE id = %s", (running,))
+    after = client.post(f"{CANCEL}?mode=after_current").get_json()
+    assert after["message"] == f"batch {batch['batch_id']} cancelling: stopped 2 queued jobs; 1 running jobs finish first"
+    assert (progress(client)["cancel_mode"], progress(client)["results"]["stopped"]) == ("after_current", 2)
+    assert client.get(f"{JOBS}/{running}").get_json()["cancel_requested"] is False
+
+    now = client.post(CANCEL).get_json()
+    assert now["message"] == f"batch {batch['batch_id']} cancelling: asked 1 jobs to stop"
+    assert client.get(f"{JOBS}/{running}").get_json()["cancel_requested"] is True
+    client.post(f"{CANCEL}?mode=after_current")
+    assert progress(client)["cancel_mode"] == "now"
 
 
 def test_symbols_list_their_candles_per_timeframe(client, candles_of):

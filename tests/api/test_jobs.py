@@ -63,7 +63,7 @@ def test_jobs_are_listed_newest_first_in_pages_and_by_status(client, candles_of)
         assert client.post(f"{JOBS}/{job_id}/stop").get_json()["status"] == "stopped"
 
     first = client.get(f"{JOBS}?page_size=2").get_json()
-    assert first["meta"] == {"page": 1, "page_size": 2, "total": 5, "total_pages": 3}
+    assert first["meta"] == {"page": 1, "page_size": 2, "total": 5, "total_pages": 3, "offset": 0, "limit": 2}
     assert [j["id"] for j in first["items"]] == ids[::-1][:2]
     last = client.get(f"{JOBS}?page=3&page_size=2").get_json()
     assert [j["id"] for j in last["items"]] == [ids[0]]
@@ -76,7 +76,7 @@ def test_jobs_are_listed_newest_first_in_pages_and_by_status(client, candles_of)
     queued = client.get(f"{JOBS}?status=queued&page_size=200").get_json()
     assert {j["status"] for j in queued["items"]} == {"queued"} and queued["meta"]["total"] == 3
     assert client.get(f"{JOBS}?status=failed").get_json()["meta"] == {"page": 1, "page_size": 20, "total": 0,
-                                                                     "total_pages": 0}
+                                                                     "total_pages": 0, "offset": 0, "limit": 20}
 
 
 def test_a_running_job_stops_within_two_seconds_and_the_interval(client, settings, candles_of, start_worker):

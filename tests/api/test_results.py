@@ -154,7 +154,7 @@ def test_trained_configurations_are_listed_newest_first_by_filter_and_page(clien
                                  data_start=start, data_end=end)
     page = client.get(f"{CONFIGURATIONS}?page_size=2").get_json()
     assert [i["symbol"] for i in page["items"]] == ["CCC", "AAA"] and page["meta"] == {
-        "page": 1, "page_size": 2, "total": 4, "total_pages": 2}
+        "page": 1, "page_size": 2, "total": 4, "total_pages": 2, "offset": 0, "limit": 2}
     assert page["items"][0]["walk_forward"] is None and page["items"][0]["backtest_id"] is None
     walk_forward = page["items"][1]["walk_forward"]
     assert walk_forward["folds"] == 2 and walk_forward["degradation"] == 1.0 and walk_forward["skipped"] is None

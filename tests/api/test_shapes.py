@@ -8,7 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from trad.api.errors import validation_details
-from trad.api.jobs import metric_series, page_meta
+from trad.api.jobs import metric_series
+from trad.api.paging import LogQuery, MetricQuery, PageQuery
 from trad.api.schemas import TrainAllRequest
 from trad.jobs.requests import JobRequest
 from trad.training.batch import (batch_seconds_left, choose_timeframe, final_counts, format_duration,
@@ -19,7 +20,8 @@ T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 def batch_row(**fields) -> dict:
     row = {"id": 1, "status": "running", "symbols": ["A", "B", "C", "D"], "cancel_requested": False,
-           "skipped": 1, "failed": 0, "successful": 0, "completed_symbols": 0, "message": None,
+           "skipped": 1, "failed": 0, "successful": 0, "stopped": 0, "cancel_mode": None, "completed_symbols": 0,
+           "message": None,
            "started_at": T0, "finished_at": None}
     return {**row, **fields}
 
@@ -75,19 +77,23 @@ def test_progress_counts_skipped_finished_and_the_running_jobs_own_progress():
                                         current_symbol="C"), None, now, jobs)
     assert (body["completed_symbols"], body["remaining_symbols"], body["total_symbols"]) == (2, 2, 4)
     assert body["progress_percent"] == 62.5 and body["current_symbol"] == "C"
-    assert body["results"] == {"successful": 1, "failed": 0, "skipped": 1}
+    assert body["results"] == {"successful": 1, "failed": 0, "skipped": 1, "stopped": 0} and body["batch_id"] == 1
     assert body["timing"]["elapsed_seconds"] == 100.0 and body["timing"]["eta_seconds"] == pytest.approx(20 + 40 + 0.5)
     assert body["timing"]["elapsed_formatted"] == "1m 40s" and body["training_in_progress"] is True
 
 
 def test_a_cancelling_batch_has_no_eta_and_a_finished_one_reads_its_stored_counts():
-    cancelling = summarize(batch_row(cancel_requested=True), tally(running=1), None, T0 + timedelta(seconds=5))
+    cancelling = summarize(batch_row(cancel_requested=True, cancel_mode="after_current"), tally(running=1, stopped=2),
+                           None, T0 + timedelta(seconds=5))
     assert cancelling["cancelling"] is True and cancelling["timing"]["eta_seconds"] is None
-    finished = summarize(batch_row(status="succeeded", successful=3, completed_symbols=4, message="Finished",
+    assert cancelling["cancel_mode"] == "after_current" and cancelling["results"]["stopped"] == 2
+    assert cancelling["message"] == "Cancelling after the current jobs: waiting for 1 running jobs to finish"
+    finished = summarize(batch_row(status="succeeded", successful=3, stopped=1, completed_symbols=4, message="Finished",
                                    finished_at=T0 + timedelta(seconds=30)), tally(), T0, T0 + timedelta(days=1))
     assert finished["training_in_progress"] is False and finished["progress_percent"] == 100.0
     assert finished["timing"]["elapsed_seconds"] == 30.0 and finished["timing"]["eta_seconds"] == 0.0
-    assert finished["results"] == {"successful": 3, "failed": 0, "skipped": 1}
+    assert finished["results"] == {"successful": 3, "failed": 0, "skipped": 1, "stopped": 1}
+    assert finished["cancel_mode"] is None
     assert finished["last_training_run"] == T0
 
 
@@ -96,7 +102,7 @@ def test_final_counts_name_the_outcome():
     failed = final_counts(batch_row(failed=1, message="D: Redis is not reachable"), tally(succeeded=1, failed=1))
     assert failed["status"] == "failed" and failed["failed"] == 2 and "Redis" in failed["message"]
     cancelled = final_counts(batch_row(cancel_requested=True), tally(succeeded=1, stopped=1))
-    assert cancelled["status"] == "cancelled" and cancelled["completed_symbols"] == 3
+    assert cancelled["status"] == "cancelled" and cancelled["completed_symbols"] == 3 and cancelled["stopped"] == 1
     assert "1 symbols not trained" in cancelled["message"]
 
 
@@ -117,9 +123,19 @@ def test_metric_series_are_the_page_rows_as_columns():
     assert metric_series([])["best_score"] == []
 
 
-def test_page_meta_counts_pages():
-    assert page_meta(1, 20, 0)["total_pages"] == 0
-    assert page_meta(2, 20, 41)["total_pages"] == 3
+def test_page_meta_counts_pages_in_both_styles():
+    assert PageQuery().meta(0) == {"page": 1, "page_size": 20, "total": 0, "total_pages": 0, "offset": 0, "limit": 20}
+    assert PageQuery(page=2).meta(41)["total_pages"] == 3 and PageQuery(page=3, page_size=10).rows == (20, 10)
+    assert PageQuery(limit=50, offset=0).meta(120) == {"page": 1, "page_size": 50, "total": 120, "total_pages": 3,
+                                                       "offset": 0, "limit": 50}
+    assert PageQuery(offset=45).meta(120)["page"] == 3 and PageQuery(offset=45).rows == (45, 20)
+    assert LogQuery().rows == (0, 100) and LogQuery(limit=5).rows == (0, 5)
+
+
+def test_metric_pages_count_back_from_the_newest():
+    assert MetricQuery().rows == (0, None) and MetricQuery(limit=100, offset=100).rows == (100, 100)
+    assert MetricQuery(page_size=100).rows == (0, 100) and MetricQuery(page=3, page_size=100).rows == (200, 100)
+    assert MetricQuery(page=2).rows == (0, 0)  # page 1 of "all" holds everything
 
 
 def errors_of(model, data) -> list[dict]:

@@ -31,7 +31,7 @@ from trad.jobs.queue import enqueue_run, new_run_id, training_queue
 
 TOKEN = "tok-9f8e7d6c5b4a39281706f5e4d3c2b1a0"
 WRONG = "tok-00000000000000000000000000000000"
-PUBLIC = re.compile(r"^/$|^/favicon\.ico$|^/openapi\.json$|^/docs(/|$)|^/static/")
+PUBLIC = re.compile(r"^/$|^/favicon\.ico$|^/openapi\.json$|^/docs(/|$)|^/redoc$|^/static/")
 JOBS = "/api/v1/training-jobs"
 
 
@@ -106,7 +106,7 @@ def test_every_route_but_the_open_pages_needs_the_token(guarded_app, make_job, c
              f"GET {JOBS}/<int:job_id>/logs", f"GET {JOBS}/<int:job_id>/metrics", f"GET {JOBS}/stream",
              f"GET {JOBS}/<int:job_id>/stream", f"POST {JOBS}/<int:job_id>/stop", f"DELETE {JOBS}/<int:job_id>",
              "GET /api/v1/training/progress", "GET /api/v1/training/symbols", "POST /api/v1/training/cancel",
-             "GET /api/v1/health", "GET /api/v1/strategies", "GET /rq/",
+             "GET /api/v1/health", "GET /api/v1/training/status", "GET /api/v1/strategies", "GET /rq/",
              "GET /rq/<int:instance_number>/data/queues.json", "GET /rq/<int:instance_number>/view/job/<job_id>",
              "POST /rq/job/<job_id>/delete"]
     for route in works:
@@ -129,7 +129,7 @@ def send(client, method: str, url: str, how: dict):
 def test_the_open_pages_hold_no_job_data(guarded_app, make_job, clean_db):
     job = make_job(job_name="secret-job-name-4711")
     client = guarded_app.test_client()
-    for url in ("/", "/favicon.ico", "/openapi.json", "/docs/", "/static/app.js"):
+    for url in ("/", "/favicon.ico", "/openapi.json", "/docs/", "/docs/redoc", "/static/app.js"):
         response = client.get(url)
         assert response.status_code == 200, url
         assert "secret-job-name-4711" not in response.get_data(as_text=True)

@@ -1,9 +1,10 @@
 """The Flask app: `create_app(settings)` builds one; nothing is created at import time.
 
 Blueprints: jobs (/api/v1/training-jobs), their SSE streams (served by `stream`, described
-in the spec by `stream_spec`), batch (/api/v1/training), health, strategies, results (trained
-configurations, stored and ad-hoc backtests, the analysis of a search);
-the spec at /openapi.json and Swagger UI at /docs (flask-openapi3), rq-dashboard at /rq,
+in the spec by `stream_spec`) and WebSocket feed (`feed`, `feed_spec`), batch
+(/api/v1/training), the status overview, health, strategies, results (trained configurations,
+stored and ad-hoc backtests, the analysis of a search); the spec at /openapi.json, Swagger UI
+at /docs and ReDoc at /redoc (flask-openapi3), rq-dashboard at /rq,
 the dashboard at /. Errors of every kind leave in one shape (trad.api.errors).
 """
 
@@ -14,7 +15,7 @@ from typing import Any
 from flask.json.provider import DefaultJSONProvider
 from flask_openapi3 import Info, OpenAPI
 
-from trad.api import batch, health, hooks, jobs, pages, results, strategies, stream_spec
+from trad.api import batch, feed_spec, health, hooks, jobs, pages, results, status, strategies, stream_spec
 from trad.api.errors import handle_error, validation_error_response
 from trad.api.pages import FRONTEND_DIR
 from trad.api.schemas import ErrorBody
@@ -68,7 +69,8 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     app.extensions[EXTENSION] = Services(settings=settings, db=db, redis=connect_redis(settings))
     hooks.install(app)
     app.register_error_handler(Exception, handle_error)
-    for blueprint in (jobs.bp, batch.bp, health.bp, strategies.bp, results.bp, stream_spec.bp):
+    for blueprint in (jobs.bp, batch.bp, status.bp, health.bp, strategies.bp, results.bp, stream_spec.bp,
+                      feed_spec.bp):
         app.register_api(blueprint)
     register_stream(app, db, settings.database_url)
     pages.register(app)

@@ -8,8 +8,8 @@ import redis as redis_lib
 from flask_openapi3 import APIBlueprint, Tag
 
 from trad.api.jobs import SECURITY
-from trad.api.schemas import (COMMON_ERRORS, BatchProgress, BatchStarted, CancelResult, JobTemplate, SymbolList,
-                              TrainAllQuery, TrainAllRequest, errors, shaped)
+from trad.api.schemas import (COMMON_ERRORS, BatchProgress, BatchStarted, CancelQuery, CancelResult, JobTemplate,
+                              SymbolList, TrainAllQuery, TrainAllRequest, errors, shaped)
 from trad.api.services import services
 from trad.config import Settings
 from trad.db import Database
@@ -64,9 +64,10 @@ def start_training_batch(db: Database, redis: redis_lib.Redis, settings: Setting
         stop=lambda job_id: control.stop_job(db, redis, settings, job_id))
 
 
-def cancel_training_batch(db: Database, redis: redis_lib.Redis, settings: Settings) -> dict[str, Any]:
-    """Stop every queued or running job of the running batch: `{success, message}`."""
-    return cancel_batch(db, lambda job_id: control.stop_job(db, redis, settings, job_id))
+def cancel_training_batch(db: Database, redis: redis_lib.Redis, settings: Settings,
+                          mode: str = "now") -> dict[str, Any]:
+    """Cancel the running batch — `now`, or `after_current` (its running jobs finish): `{success, message}`."""
+    return cancel_batch(db, lambda job_id: control.stop_job(db, redis, settings, job_id), mode)
 
 
 @bp.post("/train-all", responses={202: BatchStarted, **errors(400, 409, 413, 415)})
@@ -84,10 +85,11 @@ def progress():
 
 
 @bp.post("/cancel", responses={200: CancelResult})
-def cancel():
-    """Stop every queued or running job of the running batch."""
+def cancel(query: CancelQuery):
+    """Cancel the running batch: stop its queued and running jobs (`now`), or only its queued ones,
+    letting the running jobs finish (`after_current`)."""
     svc = services()
-    return shaped(CancelResult, cancel_training_batch(svc.db, svc.redis, svc.settings))
+    return shaped(CancelResult, cancel_training_batch(svc.db, svc.redis, svc.settings, query.mode))
 
 
 @bp.get("/symbols", responses={200: SymbolList})

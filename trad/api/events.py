@@ -185,13 +185,16 @@ class Subscription:
         if woken:
             self._wake.set()
 
+    def wire_parts(self, events: list[JobEvent]) -> list[bytes]:
+        """The events as the client reads them, in parts for one `writev`: an HTTP chunk of SSE messages."""
+        return [b"%X\r\n" % sum(len(e.message) for e in events), *(e.message for e in events), b"\r\n"]
+
     def _write_directly(self, fd: int) -> bool:
         """Write the pending events to the parked client's socket; True when no wake-up is needed."""
         events = sorted(self._pending.values(), key=lambda e: e.version)
-        size = sum(len(e.message) for e in events)
-        if size > DIRECT_WRITE_BYTES or len(events) > DIRECT_WRITE_EVENTS:
+        if sum(len(e.message) for e in events) > DIRECT_WRITE_BYTES or len(events) > DIRECT_WRITE_EVENTS:
             return False
-        parts = [b"%X\r\n" % size, *(e.message for e in events), b"\r\n"]
+        parts = self.wire_parts(events)
         try:
             written = os.writev(fd, parts)
         except BlockingIOError:
@@ -203,7 +206,7 @@ class Subscription:
             self.mark_sent(event)
         self._pending.clear()
         self.written_at = time.monotonic()
-        if written < size + len(parts[0]) + 2:
+        if written < sum(map(len, parts)):
             self.unwritten, self._direct_fd = b"".join(parts)[written:], None
             return False
         return True

@@ -47,8 +47,8 @@ def queue_state(svc: Services) -> tuple[list[dict[str, Any]], int | None]:
     A worker registers before it records its first state; RQ reports that moment as "?", shown
     here as "starting"."""
     queue = training_queue(svc.redis, svc.settings)
-    workers = [{"name": w.name, "state": worker_state(w), "current_job": w.get_current_job_id()}
-               for w in Worker.all(queue=queue)]
+    workers = [{"name": w.name, "state": worker_state(w), "current_job": w.get_current_job_id(),
+                "last_heartbeat": w.last_heartbeat} for w in Worker.all(queue=queue)]
     return workers, queue.count
 
 

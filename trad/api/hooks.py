@@ -1,5 +1,6 @@
 """What every request passes through: a trace id, the access token, a same-origin check for state
-changes, well-formed rq-dashboard arguments, a well-formed JSON body."""
+changes, only the query parameters the API documents, well-formed rq-dashboard arguments, a
+well-formed JSON body."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 from urllib.parse import unquote, urlsplit
 
 from flask import Flask, Response, current_app, g, request
+from flask_openapi3.utils import parse_rule
 from rq import Queue
 from rq.job import JOB_ID_PATTERN
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -23,10 +25,12 @@ MAX_JSON_DEPTH = 32  # a job request nests 4 deep; json.loads itself recurses (R
 TOO_DEEP = object()
 STATE_CHANGING_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 STATE_CHANGING_GETS = frozenset({"rq_dashboard.requeue_all"})  # requeues every failed run of a queue
+WEBSOCKETS = frozenset({"feed.feed_all_jobs", "feed.feed_one_job"})  # no CORS guards them: see below
 SAME_ORIGIN_SITES = ("same-origin", "none")  # Sec-Fetch-Site of the page's own requests, or typed by the user
 RQ_REGISTRIES = ("queued", "started", "finished", "failed", "deferred", "scheduled", "canceled")
 RQ_ORDERS = ("asc", "dsc")
 RQ_PAGE_LIMITS = {"page": 1_000_000, "per_page": 1_000}
+QUERY_PARAMETERS = "trad_query_parameters"
 
 
 def install(app: Flask) -> None:
@@ -34,6 +38,7 @@ def install(app: Flask) -> None:
     app.before_request(begin_request)
     app.before_request(check_token)
     app.before_request(check_same_origin)
+    app.before_request(check_query_parameters)
     app.before_request(check_rq_arguments)
     app.before_request(check_json_body)
     app.after_request(end_request)
@@ -88,8 +93,13 @@ def check_same_origin() -> None:
     send one without CORS permission, and trad grants none. A request naming neither (curl, a
     script) comes from no page and passes, except the GET that requeues rq-dashboard's failed
     runs: a GET carries no Origin, so only Sec-Fetch-Site can clear it.
+
+    A WebSocket handshake is a GET, but a browser opens one from any page, with the cookie, and
+    lets that page read it (WebSockets know no CORS): it is checked like a state change, and
+    passes when it names no origin (a client that is no browser).
     """
-    changes_state = request.method in STATE_CHANGING_METHODS or request.endpoint in STATE_CHANGING_GETS
+    websocket = request.endpoint in WEBSOCKETS
+    changes_state = request.method in STATE_CHANGING_METHODS or request.endpoint in STATE_CHANGING_GETS or websocket
     if not changes_state or "Authorization" in request.headers:
         return
     site, origin = request.headers.get("Sec-Fetch-Site"), request.headers.get("Origin")
@@ -98,7 +108,7 @@ def check_same_origin() -> None:
     elif origin is not None:
         allowed = _origin_host(origin) == request.host.lower()
     else:
-        allowed = request.method != "GET"
+        allowed = request.method != "GET" or websocket
     if not allowed:
         raise RequestError(403, "FORBIDDEN", "a state change from another origin is refused: send it from "
                                              "this server's own pages or with an Authorization header")
@@ -111,6 +121,35 @@ def _origin_host(origin: str) -> str | None:
     except ValueError:
         return None
     return parts.netloc.lower() if parts.scheme in ("http", "https") and parts.netloc else None
+
+
+def check_query_parameters() -> None:
+    """422 naming each query parameter the API route does not document in /openapi.json (`token`
+    is taken everywhere): a misspelt `page_sise` or a `limit` a route does not know is refused,
+    not silently ignored. rq-dashboard's pages are its own and keep their own rules."""
+    if request.url_rule is None or not request.path.startswith("/api/") or request.method == "OPTIONS":
+        return
+    known = documented_query_parameters(request.url_rule.rule, request.method)
+    unknown = [name for name in dict.fromkeys(request.args) if name not in known]
+    if unknown:
+        takes = ", ".join(sorted(known - {TOKEN_QUERY})) or "none"
+        raise InvalidInput(f"unknown query parameter{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)} "
+                           f"(this route takes: {takes})",
+                           [{"field": name, "issue": "unknown query parameter"} for name in unknown])
+
+
+def documented_query_parameters(rule: str, method: str) -> frozenset[str]:
+    """The query parameters /openapi.json names for a route and method, and `token`."""
+    table = current_app.extensions.get(QUERY_PARAMETERS)
+    if table is None:
+        table = {}
+        for path, operations in current_app.api_doc.get("paths", {}).items():
+            for verb, operation in operations.items():
+                names = {p["name"] for p in operation.get("parameters", ()) if p.get("in") == "query"}
+                table[(path, verb.upper())] = frozenset(names | {TOKEN_QUERY})
+        current_app.extensions[QUERY_PARAMETERS] = table
+    verb = "GET" if method == "HEAD" else method
+    return table.get((parse_rule(rule), verb), frozenset({TOKEN_QUERY}))
 
 
 def check_rq_arguments() -> None:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, Iterable, Mapping
 
 from flask_openapi3 import APIBlueprint, Tag
 
-from trad.api.schemas import (COMMON_ERRORS, JobListQuery, JobPage, JobPath, JobProgress, JobRow, LogPage, LogQuery,
-                              MetricQuery, MetricSeries, errors, shaped)
+from trad.api.paging import JobListQuery, LogQuery, MetricQuery
+from trad.api.schemas import COMMON_ERRORS, JobPage, JobPath, JobProgress, JobRow, LogPage, MetricSeries, errors, shaped
 from trad.api.services import services
 from trad.errors import NotFound
 from trad.jobs import control
@@ -22,11 +21,6 @@ SECURITY = [{"bearer": []}]
 
 bp = APIBlueprint("jobs", __name__, url_prefix="/api/v1/training-jobs", abp_tags=[Tag(name="training jobs")],
                   abp_security=SECURITY, abp_responses=COMMON_ERRORS)
-
-
-def page_meta(page: int, page_size: int, total: int) -> dict[str, int]:
-    """The `meta` of a paged list."""
-    return {"page": page, "page_size": page_size, "total": total, "total_pages": math.ceil(total / page_size)}
 
 
 def metric_series(rows: Iterable[Mapping[str, Any]]) -> dict[str, list]:
@@ -50,11 +44,11 @@ def create_job(body: JobRequest):
 
 @bp.get("", responses={200: JobPage})
 def list_jobs(query: JobListQuery):
-    """A page of jobs, newest first, optionally of one status."""
+    """A page of jobs, newest first, optionally of one status (`page`/`page_size` or `limit`/`offset`)."""
+    offset, limit = query.rows
     with services().db.connection() as conn:
-        items, total = job_store.list_jobs(conn, status=query.status, offset=(query.page - 1) * query.page_size,
-                                           limit=query.page_size)
-    return shaped(JobPage, {"items": items, "meta": page_meta(query.page, query.page_size, total)})
+        items, total = job_store.list_jobs(conn, status=query.status, offset=offset, limit=limit)
+    return shaped(JobPage, {"items": items, "meta": query.meta(total)})
 
 
 @bp.get("/<int:job_id>", responses={200: JobRow, **errors(404)})
@@ -97,13 +91,14 @@ def resume_job(path: JobPath):
 
 @bp.get("/<int:job_id>/logs", responses={200: LogPage, **errors(404)})
 def get_logs(path: JobPath, query: LogQuery):
-    """A page of a job's log lines, oldest first."""
+    """A page of a job's log lines, oldest first (`page`/`page_size` or `limit`/`offset`)."""
     db = services().db
     control.get_job_or_404(db, path.job_id)
+    offset, limit = query.rows
     with db.connection() as conn:
         total = count_logs(conn, path.job_id)
-        lines = job_logs(conn, path.job_id, offset=(query.page - 1) * query.page_size, limit=query.page_size)
-    return shaped(LogPage, {"logs": lines, "meta": page_meta(query.page, query.page_size, total)})
+        lines = job_logs(conn, path.job_id, offset=offset, limit=limit)
+    return shaped(LogPage, {"logs": lines, "meta": query.meta(total)})
 
 
 @bp.get("/<int:job_id>/metrics", responses={200: MetricSeries, **errors(404)})
@@ -112,13 +107,13 @@ def get_metrics(path: JobPath, query: MetricQuery):
 
     All of them by default; `?after_iteration=N` only those after N (pass the last answer's
     `meta.complete_through` to fetch only what is new); `?limit=100` the latest 100 and
-    `&offset=100` the 100 before them.
+    `&offset=100` the 100 before them (or `?page_size=100` and `&page=2`).
     """
+    offset, limit = query.rows
     with services().db.connection() as conn:
         state = metric_state(conn, path.job_id)  # read before the page: a page newer than the state is safe
         if state is None:
             raise NotFound(f"training job {path.job_id} does not exist")
-        rows = metric_page(conn, path.job_id, after_iteration=query.after_iteration, limit=query.limit,
-                           offset=query.offset)
+        rows = metric_page(conn, path.job_id, after_iteration=query.after_iteration, limit=limit, offset=offset)
     meta = {"total": state["total"], "complete_through": state["unbroken_through"]}
     return shaped(MetricSeries, {**metric_series(rows), "meta": meta})

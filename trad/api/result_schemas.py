@@ -4,11 +4,12 @@ for the chart, and the analysis of a search."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Annotated, Literal
+from typing import Any, Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
-from trad.api.schemas import MAX_JOB_ID, MAX_PAGE_SIZE, PageMeta, PageQuery
+from trad.api.paging import PageQuery
+from trad.api.schemas import MAX_JOB_ID, PageMeta
 from trad.jobs.requests import Symbol, Timeframe
 
 MAX_BARS = 5_000
@@ -30,7 +31,8 @@ class BacktestPath(BaseModel):
 class BacktestQuery(PageQuery):
     """Which trades come with the backtest: a page of one list, or all of it as CSV."""
 
-    page_size: int = Field(default=50, ge=1, le=MAX_PAGE_SIZE)
+    DEFAULT_PAGE_SIZE: ClassVar[int] = 50
+
     fold: int = Field(default=0, ge=0, le=MAX_FOLD,
                       description="0: the trades over the whole range; n: those of fold n's out-of-sample window")
     format: Literal["json", "csv"] = Field(default="json", description="csv: every trade of the list, as a file")

@@ -10,7 +10,6 @@ from __future__ import annotations
 from flask import Response
 from flask_openapi3 import APIBlueprint, Tag
 
-from trad.api.jobs import page_meta
 from trad.api.result_schemas import (BacktestPath, BacktestQuery, BacktestView, CandleQuery, CandleWindow,
                                      ConfigurationPage, ConfigurationQuery, SearchAnalysis)
 from trad.api.schemas import COMMON_ERRORS, JobPath, errors, shaped
@@ -33,10 +32,10 @@ def list_trained_configurations(query: ConfigurationQuery):
     """Saved winners, newest first, with their walk-forward summary and the candles they were trained on."""
     with services().db.connection() as conn:
         rows, total = list_configurations(conn, symbol=query.symbol, strategy=query.strategy,
-                                          timeframe=query.timeframe, offset=(query.page - 1) * query.page_size,
-                                          limit=query.page_size)
+                                          timeframe=query.timeframe, offset=query.rows[0],
+                                          limit=query.rows[1])
     return shaped(ConfigurationPage, {"items": configuration_items(rows),
-                                      "meta": page_meta(query.page, query.page_size, total)})
+                                      "meta": query.meta(total)})
 
 
 @bp.get("/training-jobs/<int:job_id>/backtest", responses={200: BacktestView, **errors(404, 409)})
@@ -114,8 +113,7 @@ def _backtest_response(backtest_id: int, query: BacktestQuery):
             return Response(backtest_store.trades_csv(db, backtest_id, query.fold), mimetype=CSV_HEADERS,
                             headers={"Content-Disposition": f'attachment; filename="{name}"'})
         total = backtest_store.count_trades(conn, backtest_id, query.fold)
-        items = backtest_store.trade_page(conn, backtest_id, query.fold, (query.page - 1) * query.page_size,
-                                          query.page_size)
-    trades = {"fold": query.fold, "items": items, "meta": page_meta(query.page, query.page_size, total)}
+        items = backtest_store.trade_page(conn, backtest_id, query.fold, *query.rows)
+    trades = {"fold": query.fold, "items": items, "meta": query.meta(total)}
     return shaped(BacktestView, {**backtest, "start": backtest["data_start"], "end": backtest["data_end"],
                                  "trades": trades})

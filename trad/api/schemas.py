@@ -1,7 +1,8 @@
 """The API's pydantic models: query and path parameters, the batch request, every response shape.
 
-The job request itself is `trad.jobs.requests.JobRequest`. Responses are passed through
-their model (`shaped`), so /openapi.json documents exactly what is sent.
+The job request itself is `trad.jobs.requests.JobRequest`, the paged lists' query models are in
+`trad.api.paging`. Responses are passed through their model (`shaped`), so /openapi.json
+documents exactly what is sent.
 """
 
 from __future__ import annotations
@@ -9,16 +10,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from trad.jobs.requests import JobRequest, OptimizerName, Strict, Symbol, Timeframe
 from trad.training.batch import DEFAULT_OPTIMIZER, DEFAULT_STRATEGY
 
 MAX_JOB_ID = 2**63 - 1
+MAX_PAGE = 1_000_000
 MAX_PAGE_SIZE = 200
+MAX_OFFSET = MAX_PAGE * MAX_PAGE_SIZE
 MAX_METRICS_PAGE = 10_000
 JobStatus = Literal["queued", "running", "succeeded", "failed", "stopped"]
+CancelMode = Literal["now", "after_current"]
 SymbolName = Annotated[str, Symbol]
 
 
@@ -61,35 +65,9 @@ class JobPath(BaseModel):
     job_id: int = Field(ge=1, le=MAX_JOB_ID)
 
 
-class PageQuery(BaseModel):
-    page: int = Field(default=1, ge=1, le=1_000_000)
-    page_size: int = Field(default=20, ge=1, le=MAX_PAGE_SIZE)
-
-
-class JobListQuery(PageQuery):
-    status: JobStatus | None = None
-
-
-class LogQuery(PageQuery):
-    page_size: int = Field(default=100, ge=1, le=MAX_PAGE_SIZE)
-
-
-class MetricQuery(BaseModel):
-    """Which evaluations of a job: all, those after an iteration, or a page counted from the newest."""
-
-    after_iteration: int | None = Field(default=None, ge=0, le=2**31 - 1,
-                                        description="only iterations after this one (the first `limit` of them)")
-    limit: int | None = Field(default=None, ge=1, le=MAX_METRICS_PAGE,
-                              description="at most this many: the latest ones, in iteration order")
-    offset: int = Field(default=0, ge=0, le=10_000_000, description="skip this many of the newest first")
-
-    @field_validator("offset")
-    @classmethod
-    def _one_direction(cls, offset: int, info: ValidationInfo) -> int:
-        if offset and info.data.get("after_iteration") is not None:
-            raise ValueError("counts back from the newest; with after_iteration, page forward by passing "
-                             "the last iteration you got")
-        return offset
+class CancelQuery(BaseModel):
+    mode: CancelMode = Field(default="now", description="`now`: stop the batch's queued and running jobs; "
+                                                       "`after_current`: let the running jobs finish, start no new one")
 
 
 class TrainAllQuery(BaseModel):
@@ -175,10 +153,14 @@ class JobRow(BaseModel):
 
 
 class PageMeta(BaseModel):
-    page: int
+    """Where a page lies, in both paging styles: `page`/`page_size` and `offset`/`limit`."""
+
+    page: int = Field(description="the page the first row is on")
     page_size: int
     total: int
     total_pages: int
+    offset: int
+    limit: int
 
 
 class JobPage(BaseModel):
@@ -271,6 +253,7 @@ class BatchResults(BaseModel):
     successful: int
     failed: int
     skipped: int
+    stopped: int
 
 
 class BatchTiming(BaseModel):
@@ -281,6 +264,7 @@ class BatchTiming(BaseModel):
 
 
 class BatchProgress(BaseModel):
+    batch_id: int | None = Field(description="the newest batch (null before the first)")
     training_in_progress: bool
     current_symbol: str | None
     total_symbols: int
@@ -290,6 +274,7 @@ class BatchProgress(BaseModel):
     results: BatchResults
     timing: BatchTiming | None
     cancelling: bool
+    cancel_mode: CancelMode | None = Field(description="how a cancelling batch was cancelled")
     started_at: datetime | None
     message: str | None
     last_training_run: datetime | None
@@ -326,7 +311,8 @@ class ServiceCheck(BaseModel):
 class WorkerInfo(BaseModel):
     name: str
     state: str | None
-    current_job: str | None
+    current_job: str | None = Field(description="the RQ job (run) id it works on")
+    last_heartbeat: datetime | None
 
 
 class QueueInfo(BaseModel):
@@ -340,6 +326,46 @@ class Health(BaseModel):
     redis: ServiceCheck
     workers: list[WorkerInfo]
     queue: QueueInfo
+
+
+class WorkerStatus(BaseModel):
+    name: str
+    state: str | None = Field(description="RQ's: busy, idle, suspended, …")
+    job_id: int | None = Field(description="the training job it runs")
+    run_id: str | None = Field(description="the RQ job id of that run")
+    last_heartbeat: datetime | None
+
+
+class JobCounts(BaseModel):
+    queued: int
+    running: int
+    succeeded: int
+    failed: int
+    stopped: int
+
+
+class RunningJob(BaseModel):
+    id: int
+    job_name: str
+    strategy: str
+    symbol: str
+    timeframe: str
+    progress: float
+    current_stage: str | None
+    worker_name: str | None
+    started_at: datetime | None
+    heartbeat_at: datetime | None
+    eta_seconds: float | None
+
+
+class TrainingStatus(BaseModel):
+    """One look at the whole system: who works on what, what waits, the current batch."""
+
+    workers: list[WorkerStatus]
+    queue: QueueInfo
+    jobs: JobCounts
+    running_jobs: list[RunningJob] = Field(description="the running jobs, newest first (at most 100)")
+    batch: BatchProgress = Field(description="the newest batch, as /api/v1/training/progress shows it")
 
 
 class ParamInfo(BaseModel):

@@ -60,39 +60,54 @@ def register_stream(app: Any, db: Database, database_url: str) -> Broadcaster:
     broadcaster = Broadcaster(database_url)
     app.extensions[EXTENSION] = {"broadcaster": broadcaster, "db": db}
     app.register_blueprint(stream_blueprint)
+    from trad.api.feed import feed_blueprint  # the WebSocket feed shares the listener
+
+    app.register_blueprint(feed_blueprint)
     return broadcaster
 
 
-def _parts() -> tuple[Broadcaster, Database]:
+def stream_parts() -> tuple[Broadcaster, Database]:
+    """The app's listener and database (the SSE streams' and the WebSocket feed's)."""
     parts = current_app.extensions[EXTENSION]
     return parts["broadcaster"], parts["db"]
+
+
+def stream_filters() -> tuple[str | None, int | None]:
+    """The all-jobs stream's `status` and `batch_id` query parameters, checked."""
+    status = request.args.get("status") or None
+    if status is not None and status not in STATUSES:
+        raise InvalidInput.field("status", f"must be one of {', '.join(STATUSES)}")
+    return status, _optional_int("batch_id", request.args.get("batch_id"))
 
 
 @stream_blueprint.get("/api/v1/training-jobs/stream")
 def stream_all_jobs() -> Response:
     """Every job row change (optionally only one status or one batch)."""
-    status = request.args.get("status") or None
-    if status is not None and status not in STATUSES:
-        raise InvalidInput.field("status", f"must be one of {', '.join(STATUSES)}")
-    batch_id = _optional_int("batch_id", request.args.get("batch_id"))
+    status, batch_id = stream_filters()
     subscription = Subscription(status=status, batch_id=batch_id, after_version=_last_event_id())
-    broadcaster, _ = _parts()
+    broadcaster, _ = stream_parts()
     return _stream(subscription, broadcaster.subscribe(subscription))
 
 
 @stream_blueprint.get("/api/v1/training-jobs/<int:job_id>/stream")
 def stream_one_job(job_id: int) -> Response:
     """One job's changes; the stream ends after it reaches succeeded, failed or stopped."""
-    broadcaster, db = _parts()
+    broadcaster, db = stream_parts()
     subscription = Subscription(job_id=job_id, after_version=_last_event_id())
+    newest = subscribe_to_job(broadcaster, db, subscription)
+    first = [] if newest.version == subscription.after_version else [newest]
+    return _stream(subscription, first, ends_when_done=True, ends_at_once=not first and newest.terminal)
+
+
+def subscribe_to_job(broadcaster: Broadcaster, db: Database, subscription: Subscription) -> JobEvent:
+    """Join the fan-out for one job; returns the job's newest event (NotFound when it does not exist)."""
     try:
-        newest = (broadcaster.subscribe(subscription) or [_read_job(broadcaster, db, job_id)])[0]
+        newest = (broadcaster.subscribe(subscription) or [_read_job(broadcaster, db, subscription.job_id)])[0]
     except BaseException:
         broadcaster.unsubscribe(subscription)
         raise
     subscription.sent_version = max(subscription.sent_version, newest.version)
-    first = [] if newest.version == subscription.after_version else [newest]
-    return _stream(subscription, first, ends_when_done=True, ends_at_once=not first and newest.terminal)
+    return newest
 
 
 def _read_job(broadcaster: Broadcaster, db: Database, job_id: int) -> JobEvent:
@@ -123,7 +138,7 @@ def _last_event_id() -> int:
 
 def _stream(subscription: Subscription, first: list[JobEvent], ends_when_done: bool = False,
             ends_at_once: bool = False) -> Response:
-    broadcaster, _ = _parts()
+    broadcaster, _ = stream_parts()
     if ends_at_once:
         body = _ended(broadcaster, subscription)
     else:

@@ -91,15 +91,29 @@ def record_dispatch_failure(conn: Connection, batch_id: int, note: str) -> None:
             (note, batch_id))
 
 
-def request_batch_cancel(conn: Connection, batch_id: int) -> dict | None:
-    """Flag a running batch for cancelling; None when it is not running."""
+def request_batch_cancel(conn: Connection, batch_id: int, mode: str = "now") -> dict | None:
+    """Flag a running batch for cancelling in `mode` ('now' or 'after_current'; 'now' wins over
+    'after_current', never the reverse); None when it is not running."""
     with conn.cursor() as cur:
         cur.execute(
-            """UPDATE training_batches SET cancel_requested = true, updated_at = now()
+            """UPDATE training_batches
+                  SET cancel_requested = true, updated_at = now(),
+                      cancel_mode = CASE WHEN cancel_mode = 'now' THEN 'now' ELSE %s END
                 WHERE id = %s AND status = 'running' RETURNING *""",
-            (batch_id,))
+            (mode, batch_id))
         row = cur.fetchone()
         return dict(row) if row else None
+
+
+def stop_queued_batch_jobs(conn: Connection, batch_id: int) -> list[int]:
+    """Stop every job of the batch that has not started; a job a worker starts meanwhile waits
+    for this row lock and then starts no more (its row is no longer queued). Returns their ids."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """UPDATE training_jobs SET cancel_requested = true, status = 'stopped', finished_at = now()
+                WHERE batch_id = %s AND status = 'queued' RETURNING id""",
+            (batch_id,))
+        return sorted(int(row["id"]) for row in cur.fetchall())
 
 
 def cancel_requested(conn: Connection, batch_id: int) -> bool:
@@ -111,15 +125,15 @@ def cancel_requested(conn: Connection, batch_id: int) -> bool:
 
 
 def finish_batch(conn: Connection, batch_id: int, *, status: str, completed_symbols: int,
-                 successful: int, failed: int, message: str) -> dict | None:
+                 successful: int, failed: int, stopped: int, message: str) -> dict | None:
     """Record a running batch's end and final counts; None if it had already ended."""
     with conn.cursor() as cur:
         cur.execute(
             """UPDATE training_batches
-                  SET status = %s, completed_symbols = %s, successful = %s, failed = %s, message = %s,
-                      current_symbol = NULL, finished_at = now(), updated_at = now()
+                  SET status = %s, completed_symbols = %s, successful = %s, failed = %s, stopped = %s,
+                      message = %s, current_symbol = NULL, finished_at = now(), updated_at = now()
                 WHERE id = %s AND status = 'running' RETURNING *""",
-            (status, completed_symbols, successful, failed, message, batch_id))
+            (status, completed_symbols, successful, failed, stopped, message, batch_id))
         row = cur.fetchone()
         return dict(row) if row else None
 

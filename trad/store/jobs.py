@@ -269,3 +269,18 @@ def delete_finished_before(conn: Connection, days: float) -> list[int]:
             RETURNING id""",
             (list(TERMINAL_STATUSES), int(days)))
         return sorted(row["id"] for row in cur.fetchall())
+
+
+def count_by_status(conn: Connection) -> dict[str, int]:
+    """How many jobs there are of each status (every status named, 0 when none)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT status, count(*) AS n FROM training_jobs GROUP BY status")
+        counts = {row["status"]: int(row["n"]) for row in cur.fetchall()}
+    return {status: counts.get(status, 0) for status in STATUSES}
+
+
+def job_ids_of_runs(conn: Connection, run_ids: Iterable[str]) -> dict[str, int]:
+    """Run id → the id of the job whose current run it is (runs no job has as current are left out)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT rq_job_id, id FROM training_jobs WHERE rq_job_id = ANY(%s)", (list(run_ids),))
+        return {row["rq_job_id"]: int(row["id"]) for row in cur.fetchall()}

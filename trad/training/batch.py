@@ -5,6 +5,10 @@ jobs carrying its `batch_id`. Progress is computed from the batch row and its jo
 every read, and a batch whose jobs have all ended is marked finished by the first reader
 that notices (nothing needs to run in the background for that). Creating and stopping
 jobs is passed in as functions, so this module stays below the RQ glue.
+
+Cancelling has two modes: `now` stops every queued and running job of the batch; `after_current`
+lets the jobs already running finish and starts no new one (the queued jobs are stopped in the
+transaction that records the cancel, so no job of the batch starts after it).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ JOB_GAP_SECONDS = 0.5  # between one job's end and the next one's start, until t
 
 Launch = Callable[[str, int], Mapping[str, Any]]  # (symbol, batch_id) -> the new job's row
 Stop = Callable[[int], Any]                       # job_id -> anything; Conflict/NotFound are fine
+CANCEL_MODES = ("now", "after_current")
 
 
 @dataclass(frozen=True)
@@ -146,10 +151,16 @@ def _dispatch(db: Database, batch_id: int, symbols: Iterable[str],
 
 
 def _stop_if_cancelled(db: Database, batch_id: int, stop: Stop) -> None:
-    """Stop jobs created while a cancel was being processed."""
+    """Stop jobs created while a cancel was being processed, as its mode says."""
     with db.connection() as conn:
-        if batch_store.cancel_requested(conn, batch_id):
-            _stop_all(db, batch_id, stop)
+        batch = batch_store.get_batch(conn, batch_id)
+    if batch is None or not batch["cancel_requested"]:
+        return
+    if batch["cancel_mode"] == "after_current":
+        with db.transaction() as conn:
+            batch_store.stop_queued_batch_jobs(conn, batch_id)
+    else:
+        _stop_all(db, batch_id, stop)
 
 
 def _stop_all(db: Database, batch_id: int, stop: Stop) -> int:
@@ -166,20 +177,29 @@ def _stop_all(db: Database, batch_id: int, stop: Stop) -> int:
     return asked
 
 
-def cancel_batch(db: Database, stop: Stop) -> dict[str, Any]:
-    """Stop every queued or running job of the running batch: `{success, message}`."""
+def cancel_batch(db: Database, stop: Stop, mode: str = "now") -> dict[str, Any]:
+    """Cancel the running batch: `now` stops its queued and running jobs, `after_current` its
+    queued ones only (the running ones finish). `{success, message}`."""
+    if mode not in CANCEL_MODES:
+        raise InvalidInput.field("mode", f"must be one of {', '.join(CANCEL_MODES)}")
     with db.connection() as conn:
         running = batch_store.latest_batch(conn, "running")
     if running is None or finish_if_done(db, running["id"])["status"] != "running":
         return {"success": False, "message": "no batch training is running"}
     with db.transaction() as conn:
-        batch = batch_store.request_batch_cancel(conn, running["id"])
+        batch = batch_store.request_batch_cancel(conn, running["id"], mode)
+        stopped = batch_store.stop_queued_batch_jobs(conn, batch["id"]) if batch and mode == "after_current" else []
     if batch is None:
         return {"success": False, "message": "no batch training is running"}
-    asked = _stop_all(db, batch["id"], stop)
+    if mode == "now":
+        told = f"asked {_stop_all(db, batch['id'], stop)} jobs to stop"
+    else:
+        with db.connection() as conn:
+            finishing = batch_store.batch_job_tally(conn, batch["id"])["running"]
+        told = f"stopped {len(stopped)} queued jobs; {finishing} running jobs finish first"
     finished = finish_if_done(db, batch["id"])
     state = "cancelled" if finished["status"] != "running" else "cancelling"
-    return {"success": True, "message": f"batch {batch['id']} {state}: asked {asked} jobs to stop"}
+    return {"success": True, "message": f"batch {batch['id']} {state}: {told}"}
 
 
 def finish_if_done(db: Database, batch_id: int) -> dict[str, Any]:
@@ -197,19 +217,19 @@ def finish_if_done(db: Database, batch_id: int) -> dict[str, Any]:
 def final_counts(batch: Mapping[str, Any], tally: Mapping[str, Any]) -> dict[str, Any]:
     """The end state of a batch whose jobs have all ended: status, counts and a summary message."""
     total = len(batch["symbols"])
-    successful, failed = tally["succeeded"], batch["failed"] + tally["failed"]
-    completed = min(total, batch["skipped"] + successful + failed + tally["stopped"])
+    successful, failed, stopped = tally["succeeded"], batch["failed"] + tally["failed"], tally["stopped"]
+    completed = min(total, batch["skipped"] + successful + failed + stopped)
     status = "cancelled" if batch["cancel_requested"] else ("failed" if failed else "succeeded")
     parts = [f"{successful} successful", f"{failed} failed", f"{batch['skipped']} skipped"]
-    if tally["stopped"]:
-        parts.append(f"{tally['stopped']} stopped")
+    if stopped:
+        parts.append(f"{stopped} stopped")
     message = ("Cancelled: " if status == "cancelled" else "Finished: ") + ", ".join(parts)
     if completed < total:
         message += f"; {total - completed} symbols not trained"
     if batch.get("message"):
         message += f"; could not start {batch['message']}"
     return {"status": status, "completed_symbols": completed, "successful": successful, "failed": failed,
-            "message": message}
+            "stopped": stopped, "message": message}
 
 
 def batch_progress(db: Database, now: datetime | None = None) -> dict[str, Any]:
@@ -236,23 +256,25 @@ def summarize(batch: Mapping[str, Any] | None, tally: Mapping[str, Any] | None,
     total, running = len(batch["symbols"]), batch["status"] == "running"
     if running:
         successful, failed, skipped = tally["succeeded"], batch["failed"] + tally["failed"], batch["skipped"]
-        completed = min(total, skipped + successful + failed + tally["stopped"])
+        stopped = tally["stopped"]
+        completed = min(total, skipped + successful + failed + stopped)
         active_progress, current = tally["active_progress"], tally["current_symbol"]
     else:
-        successful, failed, skipped = batch["successful"], batch["failed"], batch["skipped"]
+        successful, failed, skipped, stopped = batch["successful"], batch["failed"], batch["skipped"], batch["stopped"]
         completed, active_progress, current = batch["completed_symbols"], 0.0, None
     percent = 100.0 if total == 0 else min(100.0, (100.0 * completed + active_progress) / total)
     cancelling = running and bool(batch["cancel_requested"])
     elapsed = max(0.0, ((batch["finished_at"] or now) - batch["started_at"]).total_seconds())
     eta = batch_seconds_left(jobs or [], now) if running and not cancelling else (None if running else 0.0)
     return {
-        "training_in_progress": running, "current_symbol": current, "total_symbols": total,
+        "batch_id": batch["id"], "training_in_progress": running, "current_symbol": current, "total_symbols": total,
         "completed_symbols": completed, "remaining_symbols": total - completed,
         "progress_percent": round(percent, 1),
-        "results": {"successful": successful, "failed": failed, "skipped": skipped},
+        "results": {"successful": successful, "failed": failed, "skipped": skipped, "stopped": stopped},
         "timing": {"elapsed_seconds": round(elapsed, 1), "eta_seconds": None if eta is None else round(eta, 1),
                    "elapsed_formatted": format_duration(elapsed), "eta_formatted": format_duration(eta)},
-        "cancelling": cancelling, "started_at": batch["started_at"],
+        "cancelling": cancelling, "cancel_mode": batch["cancel_mode"] if cancelling else None,
+        "started_at": batch["started_at"],
         "message": _live_message(batch, tally, total, completed) if running else batch["message"],
         "last_training_run": last_run,
     }
@@ -260,13 +282,16 @@ def summarize(batch: Mapping[str, Any] | None, tally: Mapping[str, Any] | None,
 
 def idle_progress(last_run: datetime | None) -> dict[str, Any]:
     """The progress shape when no batch has ever run."""
-    return {"training_in_progress": False, "current_symbol": None, "total_symbols": 0, "completed_symbols": 0,
-            "remaining_symbols": 0, "progress_percent": 0.0,
-            "results": {"successful": 0, "failed": 0, "skipped": 0}, "timing": None, "cancelling": False,
-            "started_at": None, "message": "No batch training has run yet", "last_training_run": last_run}
+    return {"batch_id": None, "training_in_progress": False, "current_symbol": None, "total_symbols": 0,
+            "completed_symbols": 0, "remaining_symbols": 0, "progress_percent": 0.0,
+            "results": {"successful": 0, "failed": 0, "skipped": 0, "stopped": 0}, "timing": None,
+            "cancelling": False, "cancel_mode": None, "started_at": None,
+            "message": "No batch training has run yet", "last_training_run": last_run}
 
 
 def _live_message(batch: Mapping[str, Any], tally: Mapping[str, Any], total: int, completed: int) -> str:
+    if batch["cancel_requested"] and batch["cancel_mode"] == "after_current":
+        return f"Cancelling after the current jobs: waiting for {tally['running']} running jobs to finish"
     if batch["cancel_requested"]:
         return f"Cancelling: waiting for {tally['queued'] + tally['running']} jobs to stop"
     training = f" ({tally['current_symbol']})" if tally["current_symbol"] else ""
