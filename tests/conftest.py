@@ -362,13 +362,15 @@ class WebProcess:
                 time.sleep(0.1)
         raise RuntimeError(f"trad serve did not start:\n{log_tail(self.log_path)}")
 
-    def stop(self) -> None:
+    def stop(self, graceful: bool = False) -> None:
+        """gunicorn's quick shutdown (SIGINT), or its graceful one (SIGTERM: open streams get
+        up to its graceful timeout, 5 s, to end) as a deploy does."""
         import os
         import signal
         import subprocess
 
         if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
+            os.killpg(self.process.pid, signal.SIGTERM if graceful else signal.SIGINT)
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:

@@ -175,7 +175,7 @@ def test_commands_started_beside_a_demo_use_its_servers_without_exports(tmp_path
 
 
 @pytest.mark.slow
-def test_the_demo_job_is_still_running_30_s_after_it_is_announced(tmp_path):
+def test_the_demo_job_is_still_running_30_s_after_it_is_announced(tmp_path, record_property):
     """What a newcomer sees in the first half-minute: a moving bar and an ETA, and no end yet."""
     port = free_port()
     demo = DemoProcess(None, port, cwd=tmp_path)
@@ -188,7 +188,7 @@ def test_the_demo_job_is_still_running_30_s_after_it_is_announced(tmp_path):
             time.sleep(0.5)
         job = get_json(f"{url}/api/v1/training-jobs/{job_id}")
         seen = sorted({s["progress"] for s in samples})
-        print(f"demo job at 30 s: {job['status']} {job['progress']:.1f} %, episode {job['current_episode']}/"
+        record_property("figure", f"demo job at 30 s: {job['status']} {job['progress']:.1f} %, episode {job['current_episode']}/"
               f"{job['total_episodes']}, ETA {job['eta_seconds']} s; {len(seen)} progress values; load "
               f"{os.getloadavg()[0]:.2f}")
         assert job["status"] == "running", job

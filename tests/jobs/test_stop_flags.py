@@ -85,7 +85,8 @@ def test_a_new_database_beside_the_same_redis_runs_its_job_1(clean_db, settings,
 
 
 @pytest.mark.slow
-def test_the_reconciler_kills_a_run_that_does_not_stop(db, settings, redis_client, candles_of, start_worker):
+def test_the_reconciler_kills_a_run_that_does_not_stop(db, settings, redis_client, candles_of, start_worker,
+                                                       record_property):
     """The backstop: a work horse that cannot see its flag (frozen here with SIGSTOP) is killed
     by another worker's reconciliation STOP_GRACE seconds after the stop, and the job ends
     `stopped`."""
@@ -104,5 +105,5 @@ def test_the_reconciler_kills_a_run_that_does_not_stop(db, settings, redis_clien
     assert final["status"] == "stopped", worker.output()
     took = time.monotonic() - asked
     assert 10 <= took < 45
-    print(f"the frozen run ended stopped {took:.1f} s after the stop request")
+    record_property("figure", f"the frozen run ended stopped {took:.1f} s after the stop request")
     assert "killed horse" in worker.output()

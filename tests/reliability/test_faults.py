@@ -141,7 +141,7 @@ def test_fifty_sse_clients_miss_no_change_across_web_restarts(start_web, make_jo
         changer.start()
         time.sleep(1)
 
-        web.stop()  # a deploy: SIGTERM, gunicorn's graceful shutdown
+        web.stop(graceful=True)  # a deploy: SIGTERM, gunicorn's graceful shutdown
         crowd.wait_until(lambda c: c.drops >= 1, 15, "stream dropped")
         down_versions, added = change_while_down(db, make_job, jobs[3]["id"], jobs[4]["id"], "deploy")
         time.sleep(1)

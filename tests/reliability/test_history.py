@@ -85,7 +85,7 @@ def test_a_replay_from_before_a_pruned_tombstone_is_a_reset(start_web, make_job,
 
 
 @pytest.mark.slow
-def test_a_burst_of_1000_connects_at_2000_jobs_is_answered_within_2_s(start_web, pg_url, clean_db):
+def test_a_burst_of_1000_connects_at_2000_jobs_is_answered_within_2_s(start_web, pg_url, clean_db, record_property):
     allow_descriptors(BURST + 200)
     add_history(pg_url, 2_000)
     web = start_web()  # nothing has streamed yet: the burst's first connect loads the history
@@ -95,7 +95,7 @@ def test_a_burst_of_1000_connects_at_2000_jobs_is_answered_within_2_s(start_web,
         seconds = sorted(streams.seconds)
         p99 = seconds[int(0.99 * len(seconds)) - 1]
         refused = [s for s in streams.statuses if s != "200"]
-        print(f"\n{BURST} connects at once at 2,000 jobs: status line p50 {statistics.median(seconds):.2f} s, "
+        record_property("figure", f"{BURST} connects at once at 2,000 jobs: status line p50 {statistics.median(seconds):.2f} s, "
               f"p99 {p99:.2f} s, max {seconds[-1]:.2f} s; {len(refused)} refused; "
               f"snapshot {max(streams.received) / 1024:.0f} kB a stream")
     finally:
@@ -105,7 +105,8 @@ def test_a_burst_of_1000_connects_at_2000_jobs_is_answered_within_2_s(start_web,
 
 
 @pytest.mark.slow
-def test_a_stream_costs_at_most_50_kB_and_memory_comes_back_when_they_close(start_web, pg_url, clean_db):
+def test_a_stream_costs_at_most_50_kB_and_memory_comes_back_when_they_close(start_web, pg_url, clean_db,
+                                                                           record_property):
     allow_descriptors(CROWD + 200)
     add_history(pg_url, 2_000)
     web = start_web()
@@ -127,6 +128,6 @@ def test_a_stream_costs_at_most_50_kB_and_memory_comes_back_when_they_close(star
     back = wait_for(lambda: (rss := proc_stats(pid)["rss_kb"]) <= (1 + BACK_WITHIN) * baseline and rss,
                     GIVE_BACK_SECONDS, every=0.5, what=f"RSS within {BACK_WITHIN:.0%} of {baseline} kB")
     per_stream = (held - baseline) / CROWD
-    print(f"\n{CROWD} streams at 2,000 jobs: RSS {baseline / 1024:.0f} → {held / 1024:.0f} MB, "
+    record_property("figure", f"{CROWD} streams at 2,000 jobs: RSS {baseline / 1024:.0f} → {held / 1024:.0f} MB, "
           f"{per_stream:.1f} kB a stream; {back / 1024:.0f} MB {time.monotonic() - closed:.0f} s after they closed")
     assert per_stream <= KB_PER_STREAM

@@ -37,8 +37,8 @@ from trad.jobs.queue import connect_redis
 from trad.jobs.requests import JobRequest
 
 CLIENTS = 200
-WARM_UP = 15.0
-SOAK = 100.0
+WARM_UP = 10.0
+SOAK = 50.0
 SAMPLE_EVERY = 5.0
 WEB_POOL, LISTENER, PER_WORKER, TEST_POOL = 20, 1, 5, 10
 RSS_GROWTH_KB, EXTRA_THREADS, EXTRA_FDS = 30 * 1024, 5, 50
@@ -85,10 +85,10 @@ def connections(db) -> dict[str, int]:
 
 
 def soak_job(seed: int) -> JobRequest:
-    """About a minute here (two of them run at a time on the two workers, so the four last about
-    as long as the warm-up and soak): 1,600 random rsi_reversion episodes on 300,000 candles."""
+    """Half a minute here (two of them run at a time on the two workers, so the four last about
+    as long as the warm-up and soak): 800 random rsi_reversion episodes on 300,000 candles."""
     return JobRequest(strategy="rsi_reversion", symbol="BIG", timeframe="5m", optimizer="random",
-                      n_iterations=1600, seed=seed, min_trades=1, validation={"enabled": False})
+                      n_iterations=800, seed=seed, min_trades=1, validation={"enabled": False})
 
 
 @pytest.mark.slow
@@ -218,7 +218,7 @@ def paced_reads(url: str, job_ids: list[int], soak_started: Any, results: Any) -
 
 
 @pytest.mark.slow
-def test_a_soak_at_20000_jobs_holds_its_bounds(start_web, db, pg_url, clean_db):
+def test_a_soak_at_20000_jobs_holds_its_bounds(start_web, db, pg_url, clean_db, record_property):
     add_history(pg_url, HISTORY_JOBS)
     with db.cursor() as cur:
         cur.execute("UPDATE training_jobs SET status = 'running', finished_at = NULL WHERE id > %s RETURNING id",
@@ -259,7 +259,7 @@ def test_a_soak_at_20000_jobs_holds_its_bounds(start_web, db, pg_url, clean_db):
     p99 = latencies[int(0.99 * len(latencies)) - 1]
     with open(web.log_path) as f:
         exhausted = [line for line in f if "no free database connection" in line]
-    print(f"\nsoak at {HISTORY_JOBS:,} jobs: {HISTORY_SOAK:.0f} s, {CLIENTS} streams, {len(latencies)} GETs "
+    record_property("figure", f"soak at {HISTORY_JOBS:,} jobs: {HISTORY_SOAK:.0f} s, {CLIENTS} streams, {len(latencies)} GETs "
           f"(p50 {1000 * statistics.median(latencies):.0f} ms, p99 {1000 * p99:.0f} ms, max "
           f"{1000 * latencies[-1]:.0f} ms), {sum(len(c.versions) for c in crowd.clients)} events delivered; "
           f"web PG connections max {max(web_pg)} of {WEB_POOL}; the web process used "

@@ -47,7 +47,7 @@ def configuration(params: dict) -> tuple:
 ])
 def test_an_unseeded_search_stopped_and_resumed_runs_exactly_its_budget(
         db, settings, redis_client, candles_of, start_worker, job_audit, optimizer, n_iterations, n_jobs,
-        stop_after):
+        stop_after, record_property):
     """The search draws its seed as it first starts and keeps it; the resume replays the same
     sequence, skips what is recorded and fills the episodes a stop cut short. The stop flag
     of the first run is still in Redis when the second starts: it does not stop it."""
@@ -81,7 +81,7 @@ def test_an_unseeded_search_stopped_and_resumed_runs_exactly_its_budget(
     assert final["result"]["seed"] == stopped["result"]["seed"] and final["attempts"] == 2
     episodes = [r["current_episode"] for r in job_audit(job["id"])]
     assert episodes == sorted(episodes), "current_episode fell on some update of the row"
-    print(f"{optimizer}: stopped at {len(before)} of {budget}, resumed to {len(recorded)}; "
+    record_property("figure", f"{optimizer}: stopped at {len(before)} of {budget}, resumed to {len(recorded)}; "
           f"{len(episodes)} row updates, current_episode never fell")
 
 
