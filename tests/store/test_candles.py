@@ -90,3 +90,42 @@ def test_bad_symbol_or_timeframe(clean_db, symbol, timeframe, field):
     with pytest.raises(InvalidInput) as caught:
         store.import_synthetic(clean_db, symbol, timeframe, 10)
     assert caught.value.details[0]["field"] == field
+
+
+def counted(db) -> list[dict]:
+    """What counting every candle says, to hold the kept summary against."""
+    with db.cursor() as cur:
+        cur.execute("""SELECT symbol, timeframe, count(*) AS candles, min(ts) AS first, max(ts) AS last
+                         FROM candles GROUP BY 1, 2 ORDER BY 1, 2""")
+        return [dict(r) for r in cur.fetchall()]
+
+
+def test_the_series_summary_stays_true_whoever_writes_candles(clean_db):
+    """`candle_series` is kept by triggers: imports, re-imports (upserts), and what psql does by
+    hand — inserts, deletes, moves in time or to another series, TRUNCATE."""
+    def summary() -> list[dict]:
+        with clean_db.connection() as conn:
+            return store.candle_summary(conn)
+
+    store.import_synthetic(clean_db, "A", "5m", 1_000, seed=1)
+    store.import_synthetic(clean_db, "B", "1h", 300, seed=2)
+    assert summary() == counted(clean_db) and [r["candles"] for r in summary()] == [1_000, 300]
+    store.import_synthetic(clean_db, "A", "5m", 1_500, seed=3)  # 1,000 replaced, 500 added
+    assert summary() == counted(clean_db) and summary()[0]["candles"] == 1_500
+    steps = [
+        "DELETE FROM candles WHERE symbol = 'A' AND ts < (SELECT min(ts) + interval '1 day' FROM candles WHERE symbol = 'A')",
+        "UPDATE candles SET ts = ts - interval '10 years' WHERE symbol = 'B' AND ts = (SELECT max(ts) FROM candles WHERE symbol = 'B')",
+        "UPDATE candles SET symbol = 'C' WHERE symbol = 'B' AND ts > (SELECT min(ts) + interval '5 days' FROM candles WHERE symbol = 'B')",
+        "UPDATE candles SET volume = volume + 1 WHERE symbol = 'A'",
+        "INSERT INTO candles SELECT 'D', '1d', ts, open, high, low, close, volume FROM candles WHERE symbol = 'C' "
+        "ON CONFLICT DO NOTHING",
+        "DELETE FROM candles WHERE symbol = 'D'",
+    ]
+    for step in steps:
+        with clean_db.cursor() as cur:
+            cur.execute(step)
+        assert summary() == counted(clean_db), step
+    assert {r["symbol"] for r in summary()} == {"A", "B", "C"}
+    with clean_db.cursor() as cur:
+        cur.execute("TRUNCATE candles")
+    assert summary() == [] == counted(clean_db)

@@ -42,7 +42,7 @@ from trad.errors import Busy, InvalidInput, ServiceUnavailable, TradError
 from trad.jobs.requests import Objective, Strict, Symbol, Timeframe, _candle_issues, _without_nul
 from trad.optimize import DEFAULT_MIN_TRADES
 from trad.store.backtests import insert_backtest, purge_adhoc
-from trad.store.candles import candle_spans, count_candles_upto, load_frame
+from trad.store.candles import candle_summary, count_candles_upto, load_frame
 from trad.strategies import get_strategy
 from trad.training.config import DEFAULT_FEE_RATE, DEFAULT_POSITION_SIZE_PCT, DEFAULT_SLIPPAGE
 
@@ -117,7 +117,7 @@ def check_backtest_request(db: Database, settings: Settings, request: BacktestRe
     except InvalidInput as exc:
         details += exc.details
     with db.connection() as conn:
-        spans = candle_spans(conn, request.symbol)
+        spans = candle_summary(conn, request.symbol)
         issues = _candle_issues(request, spans)
         if not issues:
             details += _size_issues(conn, settings, request, next(s for s in spans if s["timeframe"] == request.timeframe))

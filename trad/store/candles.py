@@ -190,13 +190,14 @@ def load_candles(conn: Connection, symbol: str, timeframe: str,
 
 
 def candle_summary(conn: Connection, symbol: str | None = None) -> list[dict]:
-    """Per symbol and timeframe: candle count, first and last time."""
+    """Per symbol and timeframe: candle count, first and last time (from `candle_series`, which
+    triggers on `candles` keep: a row a series, not a count of every candle)."""
     where, params = ("WHERE symbol = %s", [symbol]) if symbol else ("", [])
     with conn.cursor() as cur:
         cur.execute(f"""
-            SELECT symbol, timeframe, count(*) AS candles, min(ts) AS first, max(ts) AS last
-              FROM candles {where}
-             GROUP BY symbol, timeframe ORDER BY symbol, timeframe""", params)
+            SELECT symbol, timeframe, candles, first, last
+              FROM candle_series {where}
+             ORDER BY symbol, timeframe""", params)
         return [dict(row) for row in cur.fetchall()]
 
 
@@ -296,19 +297,6 @@ def candle_buckets(conn: Connection, symbol: str, timeframe: str, start: datetim
                                 GROUP BY 1) bars""",
                     {"b": bucket_seconds, "symbol": symbol, "timeframe": timeframe, "start": start, "end": end})
         return dict(cur.fetchone())
-
-
-def candle_spans(conn: Connection, symbol: str) -> list[dict]:
-    """Per timeframe of a symbol: its first and last candle time — two index lookups each, no count
-    (`candle_summary` counts every candle: ~0.5 s for a million)."""
-    with conn.cursor() as cur:
-        cur.execute("""SELECT timeframe, first, last FROM (
-                           SELECT tf AS timeframe,
-                                  (SELECT min(ts) FROM candles WHERE symbol = %(s)s AND timeframe = tf) AS first,
-                                  (SELECT max(ts) FROM candles WHERE symbol = %(s)s AND timeframe = tf) AS last
-                             FROM unnest(%(tfs)s::text[]) tf) spans
-                        WHERE first IS NOT NULL""", {"s": symbol, "tfs": list(TIMEFRAMES)})
-        return [dict(row) for row in cur.fetchall()]
 
 
 def count_candles_upto(conn: Connection, symbol: str, timeframe: str, start: datetime | None, end: datetime | None,
