@@ -277,9 +277,12 @@ def kinds(episode: float, long_episode: float, seconds: float) -> dict[str, tupl
     for optimizer, episodes, symbol in (("random", plain, "ETA_A"), ("grid", plain, "ETA_A"),
                                         ("bayesian", bayesian, "ETA_L")):
         for n_jobs in (1, 2):
+            # two processes run ~1.7× the episodes a second: size their jobs to last as long
+            sized = episodes if n_jobs == 1 else min(int(1.7 * episodes), BAYESIAN_EPISODES if optimizer == "bayesian"
+                                                       else int(1.7 * episodes))
             for validation in (True, False):
                 name = f"{optimizer}-{n_jobs}-{'on' if validation else 'off'}"
-                table[name] = (job_body(optimizer, n_jobs, validation, episodes, symbol), None)
+                table[name] = (job_body(optimizer, n_jobs, validation, sized, symbol), None)
     table["resumed"] = (job_body("random", 1, True, int(plain * 1.4)), 0.4)
     table["batch"] = (job_body("random", 1, True, max(10, plain // 2)), None)
     return table
