@@ -5,17 +5,17 @@ The demo job is a Bayesian liquidity_sweep search on a year of synthetic 1-minut
 9 folds of 90 + 30 days. Its number of episodes comes from a calibration at demo start:
 a few backtests of fixed configurations on those candles, timed in CPU seconds
 (`time_backtest`), and a cost model of the job in units of that backtest (`job_seconds`),
-fitted to the demo's search run on the 2-vCPU machine of the benchmarks (one calibration
-backtest 24–32 ms of CPU there):
+fitted to the demo's search run on the 2-vCPU machine of the benchmarks, idle (one
+calibration backtest 31 ms of CPU there):
 
 - an episode costs EPISODE_COST + EPISODE_GROWTH·n calibration backtests on average over a
-  search of n episodes: 0.98 measured over 300 episodes, 1.57 over 1,300 — the search settles
-  on short lookbacks, dearer than the calibration's random mix, and its Gaussian-process
-  model costs more as results accumulate (~3–9 ms an episode at 1,000);
+  search of n episodes: 1.04 measured over 1,192 episodes (the job took 42.7 s) — the search
+  settles on short lookbacks, dearer than the calibration's random mix, and its
+  Gaussian-process model costs more as results accumulate (~3–9 ms an episode at 1,000);
 - validation costs VALIDATION_BACKTESTS (43–49 measured: 9 folds × 21 backtests of 90- and
   30-day windows); loading the candles and the steps around the search OVERHEAD_SECONDS.
 
-That gives ~1,300 episodes there. A faster machine runs more, a slower one fewer, within
+That gives ~1,500 episodes there. A faster machine runs more, a slower one fewer, within
 MIN_ITERATIONS..MAX_ITERATIONS; other programs loading the machine make the job longer
 (108 s at load average 4), never shorter. A quick demo (tests) runs QUICK_ITERATIONS.
 """
@@ -40,7 +40,7 @@ CALIBRATION_SEED = 7
 CALIBRATION_CONFIGS = 4
 CALIBRATION_RUNS = 3
 CALIBRATION_BUDGET = 3.0  # seconds at most; a slower machine stops timing early
-EPISODE_COST, EPISODE_GROWTH = 0.8, 0.0006
+EPISODE_COST, EPISODE_GROWTH = 0.7, 0.0003
 VALIDATION_BACKTESTS = 45.0
 OVERHEAD_SECONDS = 3.0
 VALIDATION = {"train_window_days": 90, "test_window_days": 30, "gap_days": 0}  # 8 folds in a year
