@@ -76,6 +76,7 @@ export class JobDetail {
     setText(this.title, `Job #${id}`);
     this.logs.open(id);
     this.results.open(id);
+    this.scheduleMetrics(); // the scores and their analysis come beside the row, not after it
     try {
       const row = await api(`/api/v1/training-jobs/${id}`);
       if (this.id === id) this.onRow(row);
@@ -104,6 +105,7 @@ export class JobDetail {
     const before = this.row;
     this.row = row;
     this.render(row);
+    if (!before && this.series) this.chart.draw(this.series, row.objective);
     this.results.applyRow(row);
     if (!before || before.current_episode !== row.current_episode || before.status !== row.status) this.scheduleMetrics();
     if (isActive(row)) this.logs.tail();

@@ -109,14 +109,12 @@ def env(settings: Settings) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def app(settings: Settings):
     """One Flask app for the session, like one web process (the API and bad-input tests)."""
-    from trad.api import create_app
-    from trad.api.services import services
+    from trad.api import close_app, create_app
 
     app = create_app(settings)
     app.config["TESTING"] = True
     yield app
-    with app.app_context():
-        services().close()
+    close_app(app)
 
 
 @pytest.fixture(scope="session")

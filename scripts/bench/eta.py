@@ -72,6 +72,7 @@ class Score:
     load: float
     status: str
     notes: list[str] = field(default_factory=list)
+    trace: list[dict] = field(default_factory=list)  # every sample: seconds in, seconds left, signed error, step
 
 
 class Api:
@@ -241,6 +242,13 @@ def run_job(api: Api, kind: str, body: dict, stop_at: float | None = None) -> Sc
                  if row["status"] == "running" and at >= began]
     result = score(kind, forecasts, began, ended, sampler.loads, final["status"])
     result.notes.append(f"{final['total_episodes']} episodes")
+    for at, row in sampler.samples:
+        if row["status"] == "running" and at >= began:
+            forecast, left = parse_time(row["estimated_completion"]), (ended - at).total_seconds()
+            result.trace.append({"at": round((at - began).total_seconds(), 2), "left": round(left, 2),
+                                 "step": row["step_number"], "step_percentage": row["step_percentage"],
+                                 "error": None if forecast is None or left <= 0
+                                 else round((forecast - ended).total_seconds() / left, 4)})
     return result
 
 
@@ -304,6 +312,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=40.0, help="about how long each job should last")
     parser.add_argument("--kinds", default=None, help="comma-separated subset, e.g. random-1-on,resumed,batch")
     parser.add_argument("--logs", default=None, help="keep the web and worker logs in this directory")
+    parser.add_argument("--dump", default=None, help="write every job's samples (signed error, step) to this JSON file")
     args = parser.parse_args()
     episode = episode_seconds(args.candles)
     table = kinds(episode, episode_seconds(BAYESIAN_CANDLES * args.candles), args.seconds)
@@ -338,6 +347,8 @@ def main() -> None:
             cleanup_redis(prefix, url)
     print(f"\nall jobs (load average {os.getloadavg()[0]:.2f} at the end; logs in {log_dir}):")
     print_table(scores)
+    if args.dump:
+        Path(args.dump).write_text(json.dumps({s.kind: s.trace for s in scores}, indent=1))
 
 
 def stop_processes(processes: list[subprocess.Popen]) -> None:

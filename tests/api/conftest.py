@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from trad.api import create_app
-from trad.api.services import services
+from trad.api import close_app, create_app
 from trad.jobs.queue import training_queue
 
 
@@ -38,5 +37,4 @@ def make_app(settings):
 
     yield make
     for extra in made:
-        with extra.app_context():
-            services().close()
+        close_app(extra)

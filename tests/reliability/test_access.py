@@ -24,9 +24,7 @@ import requests
 from tests.api.support import assert_error
 from tests.conftest import ProcessLogs, free_port
 from tests.reliability.conftest import wait_for
-from trad.api import create_app
-from trad.api.services import services
-from trad.api.stream import EXTENSION as STREAM_EXTENSION
+from trad.api import close_app, create_app
 from trad.jobs.queue import enqueue_run, new_run_id, training_queue
 
 TOKEN = "tok-9f8e7d6c5b4a39281706f5e4d3c2b1a0"
@@ -40,9 +38,7 @@ def guarded_app(settings, redis):
     app = create_app(settings.with_(api_token=TOKEN))
     app.config["TESTING"] = True
     yield app
-    app.extensions[STREAM_EXTENSION]["broadcaster"].stop()
-    with app.app_context():
-        services().close()
+    close_app(app)
     training_queue(redis, settings).empty()
 
 

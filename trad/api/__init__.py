@@ -20,7 +20,7 @@ from trad.api.errors import handle_error, validation_error_response
 from trad.api.pages import FRONTEND_DIR
 from trad.api.schemas import ErrorBody
 from trad.api.services import EXTENSION, Services
-from trad.api.stream import register_stream
+from trad.api.stream import EXTENSION as STREAM_EXTENSION, register_stream
 from trad.config import Settings, get_settings
 from trad.db import Database
 from trad.jobs.queue import connect_redis
@@ -76,6 +76,12 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     pages.register(app)
     _mount_rq_dashboard(app)
     return app
+
+
+def close_app(app: OpenAPI) -> None:
+    """Stop the app's stream listener and close its pool and Redis client (tests, embedded use)."""
+    app.extensions[STREAM_EXTENSION]["broadcaster"].stop(wait=2.0)
+    app.extensions[EXTENSION].close()
 
 
 def _mount_rq_dashboard(app: OpenAPI) -> None:

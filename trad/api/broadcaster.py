@@ -122,8 +122,12 @@ class Broadcaster:
                 self._nudger = threading.Thread(target=self._nudge, name="trad-stream-nudger", daemon=True)
                 self._nudger.start()
 
-    def stop(self) -> None:
+    def stop(self, wait: float = 0.0) -> None:
+        """Stop the listener and nudger threads, waiting up to `wait` s for each to end."""
         self._stopping.set()
+        for thread in (self._thread, self._nudger):
+            if wait and thread is not None:
+                thread.join(wait)
 
     def _run(self) -> None:
         failures = 0
