@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import socket
@@ -141,14 +142,17 @@ def episode_seconds(candles: int) -> float:
 
 
 def grid_space(configurations: int) -> dict:
-    """A liquidity_sweep grid of about `configurations` configurations."""
+    """A liquidity_sweep grid of about `configurations` configurations (up to 28,000)."""
     lookbacks = 20  # 10…200 step 10
-    depths = max(1, min(20, configurations // (lookbacks * 7) or 1))
-    ratios = max(1, min(7, round(configurations / (lookbacks * depths))))
+    reversals = max(1, min(10, math.ceil(configurations / (lookbacks * 20 * 7))))
+    per_lookback = configurations / (lookbacks * reversals)
+    depths = max(1, min(20, int(per_lookback // 7) or 1))
+    ratios = max(1, min(7, round(per_lookback / depths)))
     return {"key_level_lookback": {"low": 10, "high": 200, "step": 10},
             "pierce_depth": {"low": 0.05, "high": 0.05 * depths, "step": 0.05},
             "rr_ratio": {"low": 1.0, "high": 1.0 + 0.5 * (ratios - 1), "step": 0.5},
-            "volume_spike_threshold": 2.5, "reversal_candles": 3, "max_hold_candles": 48}
+            "reversal_candles": {"low": 1, "high": reversals, "step": 1} if reversals > 1 else 3,
+            "volume_spike_threshold": 2.5, "max_hold_candles": 48}
 
 
 def job_body(optimizer: str, n_jobs: int, validation: bool, episodes: int, symbol: str = "ETA_A") -> dict:
