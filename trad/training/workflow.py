@@ -84,7 +84,7 @@ def _run(run: Run) -> None:
     sink = run.sink
     try:
         sink.start(f"training {run.row['strategy']} on {run.row['symbol']} {run.row['timeframe']} "
-                       f"with {run.row['optimizer']} search")
+                   f"with {run.row['optimizer']} search")
         run.config = TrainingConfig.from_mapping(run.row["config"])
         collect_candles(run)
         optimize(run)
@@ -119,7 +119,7 @@ def collect_candles(run: Run) -> None:
         raise InvalidInput.field("symbol", f"{len(run.data)} candles of {row['symbol']} {row['timeframe']} "
                                            f"in the date range; at least {MIN_CANDLES} are needed")
     sink.log(f"loaded {len(run.data):,} candles from {run.data['timestamp'].iloc[0]:%Y-%m-%d %H:%M} "
-                 f"to {run.data['timestamp'].iloc[-1]:%Y-%m-%d %H:%M}")
+             f"to {run.data['timestamp'].iloc[-1]:%Y-%m-%d %H:%M}")
 
 
 def optimize(run: Run) -> None:
