@@ -188,7 +188,7 @@ def test_cancel_after_current_stops_only_what_has_not_started(env, clean_db, can
 
 def test_results_print_the_winners_metrics_and_trades_and_write_them_as_csv(env, clean_db, settings, make_job,
                                                                             candles_of, tmp_path):
-    from trad.training.workflow import run_training
+    from trad.jobs.runner import run_training
 
     candles_of("SYN", 20_000)
     job = make_job(config={"param_space": {"fast": {"choices": [5, 10]}, "slow": {"choices": [50]}}, "min_trades": 1,

@@ -132,7 +132,7 @@ def updates_per_job(candles: int, interval: float) -> None:
     from trad.db import Database
     from trad.store.candles import import_synthetic
     from trad.store.jobs import insert_job
-    from trad.training.workflow import run_training
+    from trad.jobs.runner import run_training
 
     with scratch_database() as url:
         settings = dataclasses.replace(Settings.from_env(), database_url=url, progress_interval=interval,

@@ -20,7 +20,7 @@ from trad.jobs.backtests import backtest_queue
 from trad.store.candles import load_frame
 from trad.store.configs import insert_configuration
 from trad.training.results import run_configuration
-from trad.training.workflow import run_training
+from trad.jobs.runner import run_training
 
 GRID = {"fast": {"choices": [5, 10, 20]}, "slow": {"choices": [30, 60, 90, 120]}}
 VALIDATION = {"train_window_days": 20, "test_window_days": 10}

@@ -325,7 +325,7 @@ def test_cards_keep_long_titles_on_one_line_and_form_fields_fit(page, web, make_
 
 
 def test_a_skipped_or_disabled_validation_is_never_shown_as_done(page, web, settings, make_job, candles_of):
-    from trad.training.workflow import run_training
+    from trad.jobs.runner import run_training
 
     candles_of("SYN", 20_000)  # 69 days; a request is refused such windows, a job stored with them skips validation
     space = {"fast": {"choices": [5, 10]}, "slow": {"choices": [50]}}

@@ -1,4 +1,4 @@
-"""ProgressCallback against a real database and Redis: throttling, pickling, faults, cancellation."""
+"""JobProgress against a real database and Redis: throttling, pickling, faults, cancellation."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from concurrent.futures import ProcessPoolExecutor
 import pytest
 
 from trad.errors import Cancelled
-from trad.jobs.progress import ProgressCallback, cancel_key
+from trad.jobs.progress import JobProgress
+from trad.jobs.stop_flags import cancel_key
 from trad.optimize import Evaluation
 from trad.store.jobs import get_job, start_run
 from trad.store.logs import job_logs
@@ -26,10 +27,10 @@ def running_job(db, make_job):
         return start_run(conn, job["id"], "test-worker", None)
 
 
-def make_callback(settings, job, **options) -> ProgressCallback:
+def make_callback(settings, job, **options) -> JobProgress:
     options = {"interval": 0.5, "redis_url": settings.redis_url, "redis_prefix": settings.redis_prefix,
                "run_id": job["rq_job_id"], **options}
-    return ProgressCallback(job["id"], settings.database_url, **options)
+    return JobProgress(job["id"], settings.database_url, **options)
 
 
 def row(db, job_id) -> dict:
@@ -94,7 +95,7 @@ def test_pickles_before_and_after_writing(db, settings, running_job):
     assert copy.job_id == running_job["id"] and copy.step == callback.step
 
 
-def _report_from_child(callback: ProgressCallback, iteration: int) -> int:
+def _report_from_child(callback: JobProgress, iteration: int) -> int:
     callback.record_evaluation(evaluation(iteration, score=2.5))
     callback.step_progress(50, current_episode=iteration)
     assert callback.flush()
@@ -115,7 +116,7 @@ def test_a_copy_in_a_child_process_reaches_the_database(db, settings, running_jo
     assert callback.flush() and row(db, running_job["id"])["progress"] == pytest.approx(55.0)
 
 
-def _hammer(callback: ProgressCallback, seconds: float) -> int:
+def _hammer(callback: JobProgress, seconds: float) -> int:
     end = time.monotonic() + seconds
     i = 0
     while time.monotonic() < end:

@@ -1,8 +1,10 @@
-"""Stop flags belong to one run: real PostgreSQL, Redis and `trad worker` processes."""
+"""Stop flags belong to one run: real PostgreSQL, Redis and `trad worker` processes (and what
+a row's state tells a run, without them)."""
 
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import time
 
@@ -12,7 +14,8 @@ from tests.conftest import WorkerProcess, create_database, drop_database
 from tests.polling import job_row as row, wait_for
 from trad.db import Database, upgrade
 from trad.jobs.control import create_job, stop_job
-from trad.jobs.progress import cancel_key
+from trad.errors import Cancelled
+from trad.jobs.stop_flags import StopFlag, cancel_key
 from trad.jobs.queue import connect_redis
 from trad.jobs.requests import JobRequest
 from trad.store.candles import import_synthetic
@@ -107,3 +110,26 @@ def test_the_reconciler_kills_a_run_that_does_not_stop(db, settings, redis_clien
     assert 10 <= took < 45
     record_property("figure", f"the frozen run ended stopped {took:.1f} s after the stop request")
     assert "killed horse" in worker.output()
+
+
+@pytest.mark.parametrize("state, reason", [
+    (None, "the job was deleted"),
+    ({"rq_job_id": "newer-run", "status": "running", "cancel_requested": False}, "another run took over the job"),
+    ({"rq_job_id": "this-run", "status": "failed", "cancel_requested": False}, "the job is failed"),
+    ({"rq_job_id": "this-run", "status": "running", "cancel_requested": True}, "stop requested"),
+])
+def test_the_row_says_why_a_run_stops(state, reason):
+    flag = StopFlag(1, run_id="this-run", interval=0)
+    with pytest.raises(Cancelled, match=reason):
+        flag.check(lambda: flag.judge(state))
+    with pytest.raises(Cancelled, match=reason):  # and it stays stopped
+        flag.check(lambda: False)
+
+
+def test_a_running_row_of_this_run_goes_on_and_a_copy_keeps_the_run_not_its_state():
+    flag = StopFlag(1, redis_url="redis://127.0.0.1:1/0", redis_prefix="p:", run_id="this-run", interval=0)
+    assert not flag.judge({"rq_job_id": "this-run", "status": "running", "cancel_requested": False})
+    flag.reason = "stop requested"
+    copy = pickle.loads(pickle.dumps(flag))
+    assert (copy.job_id, copy.redis_url, copy.redis_prefix, copy.run_id) == (1, "redis://127.0.0.1:1/0", "p:", "this-run")
+    assert copy.reason is None

@@ -4,7 +4,7 @@ reconcilers of several workers racing for the same stale jobs. PostgreSQL and Re
 down only on servers of the test's own (`private_services`), never on the shared ones.
 
 Elsewhere already: a SIGKILLed worker and a killed work horse (tests/jobs/test_worker.py), killed
-database sessions and a stop within 2 s (tests/training/test_workflow.py), one client's replay
+database sessions and a stop within 2 s (tests/jobs/test_run_training.py), one client's replay
 and a stream across a PostgreSQL restart (tests/stream/test_sse.py).
 """
 
@@ -179,7 +179,7 @@ def test_fifty_sse_clients_miss_no_change_across_web_restarts(start_web, make_jo
 # PostgreSQL restarted under a running job.
 
 def progress_session(db, job_id: int) -> int | None:
-    """The backend pid of the job's progress connection (its ProgressCallback in the work horse)."""
+    """The backend pid of the job's progress connection (its JobProgress in the work horse)."""
     with db.cursor() as cur:
         cur.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s", (f"trad-progress-{job_id}",))
         found = cur.fetchone()

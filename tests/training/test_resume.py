@@ -10,7 +10,7 @@ import pytest
 
 from tests.polling import job_row as row, wait_for
 from trad.jobs.control import create_job, resume_job, stop_job
-from trad.jobs.progress import cancel_key
+from trad.jobs.stop_flags import cancel_key
 from trad.jobs.queue import connect_redis
 from trad.jobs.requests import JobRequest
 from trad.optimize import GridSearch, RandomSearch, build_search_space, evaluate_config
@@ -18,7 +18,7 @@ from trad.store.candles import load_frame
 from trad.store.jobs import requeue, update_job
 from trad.store.metrics import insert_metrics, job_metrics
 from trad.strategies import get_strategy
-from trad.training.workflow import run_training
+from trad.jobs.runner import run_training
 
 WIDE_SPACE = {"fast": {"low": 5, "high": 45, "step": 1}, "slow": {"low": 50, "high": 200, "step": 5}}  # 1,271
 

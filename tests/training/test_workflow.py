@@ -1,212 +1,135 @@
-"""run_training end to end on real PostgreSQL (and Redis for stop requests)."""
+"""The workflow's steps without a database: candles from a frame, progress into a MemorySink.
+
+The whole job on PostgreSQL (row, JobProgress, stops, resumes) is in tests/jobs/test_run_training.py.
+"""
 
 from __future__ import annotations
 
 import itertools
-import subprocess
-import sys
-import time
+from functools import cache
+from typing import Any
 
+import pandas as pd
 import pytest
 
-from tests.polling import job_row as row, wait_for
-from trad.jobs.progress import cancel_key
+from tests.training.memory_sink import MemorySink, candles_from
+from trad.data.synthetic import synthetic_candles
 from trad.optimize import evaluate_config
-from trad.store.candles import load_frame
-from trad.store.configs import job_configurations
-from trad.store.jobs import request_cancel
-from trad.store.logs import job_logs
-from trad.store.metrics import job_metrics
 from trad.strategies import get_strategy
-from trad.training.workflow import JobFailed, run_training
+from trad.training.steps import DATA_COLLECTION, OPTIMIZATION, SAVE_CONFIGURATION, VALIDATION
+from trad.training.workflow import JobFailed, train
 
-RUN_JOB = "import sys; from trad.training.workflow import run_training; run_training(int(sys.argv[1]))"
-
-
-
-def metrics_of(db, job_id) -> list[dict]:
-    with db.connection() as conn:
-        return job_metrics(conn, job_id)
+SMALL_SPACE = {"fast": {"choices": [5, 10]}, "slow": {"choices": [50, 100]}}
 
 
+@cache
+def candles(n: int = 20_000) -> pd.DataFrame:
+    """The synthetic candles `candles_of("SYN", n)` stores (seed 1, 5-minute)."""
+    return synthetic_candles(n, seed=1, timeframe="5m")
 
-def test_a_job_succeeds_with_everything_recorded(db, settings, make_job, candles_of, job_audit):
-    candles_of("SYN", 20_000)
-    job = make_job(optimizer="random", strategy="liquidity_sweep",
-                   config={"n_iterations": 12, "seed": 3, "min_trades": 1,
-                           "validation": {"train_window_days": 20, "test_window_days": 10}})
-    final = run_training(job["id"], settings)
 
-    assert final["status"] == "succeeded" and final["progress"] == 100.0
-    assert final["current_stage"] == "Save Configuration" and final["step_number"] == 4
-    assert final["finished_at"] is not None and final["error_message"] is None
+def job_row(config: dict[str, Any] | None = None, **columns: Any) -> dict[str, Any]:
+    """A started job's row, with the columns the workflow reads."""
+    return {"strategy": "sma_crossover", "symbol": "SYN", "timeframe": "5m", "optimizer": "grid",
+            "objective": "sharpe", "config": config or {}, "result": None, **columns}
+
+
+def run(row: dict[str, Any], frame: pd.DataFrame | None = None, recorded: list | None = None,
+        sink: MemorySink | None = None) -> MemorySink:
+    sink = sink or MemorySink()
+    train(row, sink, candles_from(candles() if frame is None else frame), lambda: list(recorded or []))
+    return sink
+
+
+def test_a_job_succeeds_with_everything_reported():
+    sink = run(job_row(optimizer="random", strategy="liquidity_sweep",
+                       config={"n_iterations": 12, "seed": 3, "min_trades": 1,
+                               "validation": {"train_window_days": 20, "test_window_days": 10}}))
+
+    assert sink.status == "succeeded" and sink.error is None
+    assert sink.step_names == [DATA_COLLECTION, OPTIMIZATION, VALIDATION, SAVE_CONFIGURATION]
     space = get_strategy("liquidity_sweep").param_space
-    for name, value in final["best_params"].items():
+    for name, value in sink.result["best_params"].items():
         assert space[name].low <= value <= space[name].high
-    metrics = metrics_of(db, job["id"])
-    assert [m["iteration"] for m in metrics] == list(range(1, 13))
-    assert final["best_score"] == max(m["score"] for m in metrics if m["score"] is not None)
-    with db.connection() as conn:
-        saved = job_configurations(conn, job["id"])
-        logs = [line["message"] for line in job_logs(conn, job["id"], limit=1000)]
-    assert len(saved) == 1 and saved[0]["params"] == final["best_params"]
-    assert saved[0]["validation"]["folds"] and final["result"]["validation"]["folds"]
-    assert any("step 2/4: Optimization" in m for m in logs) and logs[-1] == "training succeeded"
-    progress = [r["progress"] for r in job_audit(job["id"])]
-    assert progress == sorted(progress) and progress[-1] == 100.0
+    assert [e.iteration for e in sink.evaluations] == list(range(1, 13))
+    assert sink.result["best_score"] == max(e.score for e in sink.evaluations if e.score is not None)
+    assert sink.result["seed"] == 3 and sink.result["evaluations"] == 12
+    trained = sink.trained
+    assert trained.params == sink.result["best_params"] and trained.score == sink.result["best_score"]
+    assert trained.validation["folds"] and sink.result["validation"]["folds"]
+    assert trained.backtest.params == trained.params and 0 in trained.backtest.trades
+    assert trained.data_start == candles()["timestamp"].iloc[0].to_pydatetime()
+    assert any(message.startswith("search done: 12 evaluations") for message in sink.lines("INFO"))
 
 
-def test_parallel_job_writes_at_most_one_update_per_interval(db, settings, make_job, candles_of, job_audit):
-    candles_of("SYN", 20_000)
-    job = make_job(optimizer="grid", config={"n_jobs": 2, "param_space": {"fast": {"low": 5, "high": 40, "step": 1},
-                                                                          "slow": {"low": 50, "high": 200, "step": 10}},
-                                             "validation": {"enabled": False}})
-    started = time.monotonic()
-    final = run_training(job["id"], settings)
-    duration = time.monotonic() - started
-    assert final["status"] == "succeeded" and final["total_episodes"] == 36 * 16
-    updates = len(job_audit(job["id"]))
-    state_changes = 1 + 3 + 1  # start, three steps, success
-    assert updates <= duration / settings.progress_interval + state_changes + 2
-    assert len(metrics_of(db, job["id"])) == 36 * 16
+def test_without_validation_three_steps_are_reported():
+    sink = run(job_row(config={"validation": {"enabled": False}, "param_space": SMALL_SPACE}))
+    assert sink.status == "succeeded"
+    assert sink.step_names == [DATA_COLLECTION, OPTIMIZATION, SAVE_CONFIGURATION]
+    assert sink.steps[-1][1]["validation_off"] is True and sink.trained.validation is None
+    assert "walk-forward validation is off for this job (validation.enabled = false)" in sink.lines("INFO")
 
 
-def test_without_validation_three_steps_reach_exactly_100(settings, make_job, candles_of):
-    candles_of("SYN", 20_000)
-    final = run_training(make_job(config={"validation": {"enabled": False},
-                                          "param_space": {"fast": {"choices": [5, 10]}, "slow": {"choices": [50, 100]}}})["id"],
-                         settings)
-    assert (final["status"], final["progress"], final["total_steps"]) == ("succeeded", 100.0, 3)
-
-
-def test_windows_longer_than_the_candles_skip_validation_and_say_so(db, settings, make_job, candles_of):
-    candles_of("SYN", 20_000)  # 69 days of 5-minute candles; the default windows need 120
-    final = run_training(make_job(config={"param_space": {"fast": {"choices": [5, 10]}, "slow": {"choices": [50, 100]}},
-                                          "min_trades": 0})["id"], settings)
+def test_windows_longer_than_the_candles_skip_validation_and_say_so():
+    # 69 days of 5-minute candles; the default windows need 120
+    sink = run(job_row(config={"param_space": SMALL_SPACE, "min_trades": 0}))
     reason = "the candles span too little time for one train + gap + test window"
-    assert final["status"] == "succeeded" and final["result"]["validation"]["skipped"] == reason
-    assert final["current_stage"] == "Save Configuration" and final["step_details"]["validation_skipped"] == reason
-    with db.connection() as conn:
-        warnings = [line["message"] for line in job_logs(conn, final["id"], limit=1000) if line["level"] == "WARNING"]
-    assert warnings == [f"walk-forward validation skipped: {reason}"]
+    assert sink.status == "succeeded" and sink.result["validation"]["skipped"] == reason
+    assert sink.steps[-1][0] == SAVE_CONFIGURATION and sink.steps[-1][1]["validation_skipped"] == reason
+    assert sink.lines("WARNING") == [f"walk-forward validation skipped: {reason}"]
 
 
-def test_grid_finds_the_known_best_of_a_small_space(db, settings, make_job, candles_of):
-    candles_of("SYN", 20_000)
+def test_grid_finds_the_known_best_of_a_small_space():
     space = {"fast": {"low": 5, "high": 25, "step": 5}, "slow": {"low": 30, "high": 90, "step": 30}}
-    final = run_training(make_job(config={"param_space": space, "validation": {"enabled": False}, "min_trades": 5})["id"],
-                         settings)
-    data = load_frame(db, "SYN", "5m")
+    sink = run(job_row(config={"param_space": space, "validation": {"enabled": False}, "min_trades": 5}))
     scored = {}
     for fast, slow in itertools.product(range(5, 26, 5), range(30, 91, 30)):
-        e = evaluate_config(data, "sma_crossover", {"fast": fast, "slow": slow}, {}, "sharpe", 5)
+        e = evaluate_config(candles(), "sma_crossover", {"fast": fast, "slow": slow}, {}, "sharpe", 5)
         if e.score is not None:
             scored[(fast, slow)] = e.score
     best = max(scored, key=scored.get)
-    assert (final["best_params"]["fast"], final["best_params"]["slow"]) == best
-    assert final["best_score"] == pytest.approx(scored[best])
+    assert (sink.result["best_params"]["fast"], sink.result["best_params"]["slow"]) == best
+    assert sink.result["best_score"] == pytest.approx(scored[best])
 
 
-def test_too_few_candles_fails_with_a_clear_message(settings, make_job, candles_of):
-    candles_of("TINY", 50)
-    job = make_job(symbol="TINY")
+def test_too_few_candles_fails_with_a_clear_message():
+    sink = MemorySink()
     with pytest.raises(JobFailed, match="50 candles of TINY 5m"):
-        run_training(job["id"], settings)
+        run(job_row(symbol="TINY"), frame=synthetic_candles(50, seed=1), sink=sink)
+    assert sink.status == "failed" and sink.error.startswith("symbol: 50 candles of TINY 5m")
+    assert sink.step_names == [DATA_COLLECTION] and sink.trained is None
 
 
-def test_a_stopped_job_is_not_started(db, settings, make_job):
-    job = make_job()
-    with db.transaction() as conn:
-        request_cancel(conn, job["id"])
-    assert run_training(job["id"], settings)["status"] == "stopped"
-    assert metrics_of(db, job["id"]) == []
+def test_a_stop_request_ends_the_run_stopped_keeping_the_best():
+    sink = MemorySink(stop_after=3)
+    run(job_row(optimizer="random", strategy="rsi_reversion",
+                config={"n_iterations": 200, "seed": 1, "min_trades": 1, "validation": {"enabled": False}}),
+        sink=sink)
+    assert sink.status == "stopped" and sink.trained is None
+    assert sink.result["note"] == "stopped: stop requested"
+    assert len(sink.evaluations) >= 3 and sink.result["evaluations"] == len(sink.evaluations)
+    assert sink.result["best_score"] == max(e.score for e in sink.evaluations if e.score is not None)
+    assert sink.step_names == [DATA_COLLECTION, OPTIMIZATION]
 
 
-def start_in_subprocess(env, job_id: int) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", RUN_JOB, str(job_id)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def test_a_resumed_run_evaluates_only_what_is_missing():
+    row = job_row(config={"validation": {"enabled": False}, "param_space": SMALL_SPACE})
+    first = run(row)
+    recorded = first.evaluations[:2]
+    resumed = run(row, recorded=recorded)
+    assert resumed.status == "succeeded" and resumed.steps[1][1]["resumed_episodes"] == 2
+    assert len(resumed.evaluations) == 2 and resumed.result["evaluations"] == 4
+    done = {tuple(sorted(e.params.items())) for e in recorded + resumed.evaluations}
+    assert len(done) == 4
+    assert "resuming: 2 evaluations already recorded are not run again" in resumed.lines("INFO")
+    assert resumed.result["best_score"] == first.result["best_score"]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("n_jobs", [1, 2])
-def test_stop_mid_run_ends_stopped_within_2_s_keeping_the_best(db, settings, env, make_job, candles_of,
-                                                               redis, n_jobs):
-    candles_of("BIG", 300_000)
-    job = make_job(symbol="BIG", optimizer="random", strategy="rsi_reversion", rq_job_id=f"trad-test-stop-{n_jobs}",
-                   config={"n_iterations": 5000, "n_jobs": n_jobs, "seed": 1, "min_trades": 1,
-                           "validation": {"enabled": False}})
-    worker = start_in_subprocess(env, job["id"])
-    try:
-        wait_for(lambda: (row(db, job["id"])["current_episode"] or 0) >= 3, timeout=60)
-        asked = time.monotonic()
-        with db.transaction() as conn:
-            request_cancel(conn, job["id"])
-        redis.set(cancel_key(settings.redis_prefix, job["rq_job_id"]), 1, ex=600)
-        final = wait_for(lambda: (r := row(db, job["id"]))["status"] != "running" and r, timeout=10, every=0.02)
-        stopped_after = time.monotonic() - asked
-        assert worker.wait(timeout=20) == 0, worker.stdout.read()
-    finally:
-        worker.kill()
-    assert final["status"] == "stopped"
-    assert stopped_after < 2.0
-    recorded = metrics_of(db, job["id"])
-    assert len(recorded) >= 3 and final["result"]["evaluations"] == len(recorded)
-    best = max(m["score"] for m in recorded if m["score"] is not None)
-    assert final["best_score"] == pytest.approx(best) and final["result"]["best_score"] == pytest.approx(best)
-    assert final["progress"] < 100
+def test_an_unexpected_error_fails_the_run_and_is_raised():
+    def broken(*args: Any) -> pd.DataFrame:
+        raise OSError("disk gone")
 
-
-@pytest.mark.slow
-def test_killed_database_connections_do_not_fail_the_job(db, settings, env, make_job, candles_of):
-    candles_of("BIG", 300_000)
-    job = make_job(symbol="BIG", optimizer="random", strategy="rsi_reversion",
-                   config={"n_iterations": 200, "seed": 2, "min_trades": 1, "validation": {"enabled": False}})
-    worker = start_in_subprocess(env, job["id"])
-    kills_while_running = 0
-    try:
-        wait_for(lambda: (row(db, job["id"])["current_episode"] or 0) >= 3, timeout=60)
-        # Kill the job's progress connection three times while it runs; each kill waits for the
-        # callback to have reconnected (it does so at its next write, every 0.5 s here).
-        deadline = time.monotonic() + 60
-        while kills_while_running < 3 and row(db, job["id"])["status"] == "running" \
-                and time.monotonic() < deadline:
-            with db.cursor() as cur:
-                cur.execute("SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity "
-                            "WHERE application_name = %s", (f"trad-progress-{job['id']}",))
-                killed = cur.fetchone()["n"]
-            if killed and row(db, job["id"])["status"] == "running":
-                kills_while_running += 1
-            time.sleep(0.2)
-        assert worker.wait(timeout=120) == 0, worker.stdout.read()
-    finally:
-        worker.kill()
-    assert kills_while_running >= 2
-    final = row(db, job["id"])
-    assert final["status"] == "succeeded" and final["progress"] == 100.0
-    assert [m["iteration"] for m in metrics_of(db, job["id"])] == list(range(1, 201))
-
-
-def test_resume_runs_only_what_is_missing(db, settings, env, make_job, candles_of, redis):
-    candles_of("SYN", 20_000)
-    job = make_job(optimizer="grid", config={"param_space": {"fast": {"low": 5, "high": 45, "step": 1},
-                                                             "slow": {"low": 50, "high": 200, "step": 5}},
-                                             "validation": {"enabled": False}})
-    worker = start_in_subprocess(env, job["id"])
-    try:
-        wait_for(lambda: (row(db, job["id"])["current_episode"] or 0) >= 30, timeout=60)
-        with db.transaction() as conn:
-            request_cancel(conn, job["id"])
-        assert worker.wait(timeout=30) == 0
-    finally:
-        worker.kill()
-    stopped = row(db, job["id"])
-    done_before = len(metrics_of(db, job["id"]))
-    assert stopped["status"] == "stopped" and 30 <= done_before < stopped["total_episodes"]
-    with db.cursor() as cur:  # what the resume endpoint does to the row
-        cur.execute("UPDATE training_jobs SET status = 'queued', cancel_requested = false WHERE id = %s",
-                    (job["id"],))
-    final = run_training(job["id"], settings)
-    recorded = metrics_of(db, job["id"])
-    assert final["status"] == "succeeded" and final["progress"] == 100.0
-    assert len(recorded) == final["total_episodes"] == 41 * 31
-    assert len({tuple(sorted(m["params"].items())) for m in recorded}) == len(recorded)
+    sink = MemorySink()
+    with pytest.raises(OSError, match="disk gone"):
+        train(job_row(), sink, broken)
+    assert (sink.status, sink.error) == ("failed", "OSError: disk gone")

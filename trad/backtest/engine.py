@@ -14,7 +14,7 @@ from trad.backtest.simulation import EXIT_REASONS, Candles, Fills, simulate_trad
 from trad.data.frames import CANDLE_COLUMNS
 from trad.errors import InvalidInput
 from trad.strategies.base import Signals, Strategy
-from trad.strategies.progress import ProgressCallback, StageProgress
+from trad.strategies.progress import CandleCallback, StageProgress
 
 TRADE_COLUMNS = ("entry_time", "exit_time", "entry_price", "exit_price", "units", "pnl",
                  "return_pct", "exit_reason", "entry_index", "exit_index")
@@ -51,7 +51,7 @@ class BacktestEngine:
 
     def run_backtest(self, data: pd.DataFrame, strategy_instance: Strategy,
                      position_size_pct: float = 1.0,
-                     progress_callback: ProgressCallback | None = None) -> BacktestResult:
+                     progress_callback: CandleCallback | None = None) -> BacktestResult:
         """Backtest `strategy_instance` on `data` (candles sorted by time).
 
         Progress: `progress_callback(done, total, stage)` with total = N candles in each

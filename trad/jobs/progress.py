@@ -1,4 +1,4 @@
-"""ProgressCallback: one training job's progress, written to its row.
+"""JobProgress: one training job's progress, written to its row (the workflow's `ProgressSink`).
 
 - Picklable: it holds plain data; its PostgreSQL and Redis connections open lazily and are
   dropped when it is pickled (or found inherited through a fork), so a copy works in a
@@ -9,12 +9,10 @@
 - Never fatal: a database or Redis error is logged, the state and the buffered metrics and
   log lines are kept, and the write is retried with backoff. Terminal states are retried
   until written (or `terminal_deadline` passes, then the error is raised).
-- Cancellation: `check_cancelled()` looks at the Redis flag of this run every
-  `cancel_check_interval` seconds (the row's `cancel_requested` when Redis is absent or
-  failing, or the run is unknown, and on every write) and raises `Cancelled`; so does
-  finding the row deleted, ended, or taken over by another run. The flag is keyed by the
-  run id (the row's `rq_job_id`, new for every start), so a flag left by an earlier run of
-  the job, or by a job of the same id in another database sharing the Redis, changes nothing.
+- Cancellation: `check_cancelled()` looks at the run's stop flag (`trad.jobs.stop_flags`)
+  every `cancel_check_interval` seconds, the row on every write, and raises `Cancelled`.
+- Success: the trained configuration and its backtest are written in the transaction of the
+  final state, so they commit together or not at all.
 - The final state is retried every TERMINAL_RETRY seconds at most, whatever backoff the
   progress writes had reached, so it reaches the row within about that long of the
   database's return (progress writes back off up to MAX_BACKOFF: a connect timing out
@@ -34,29 +32,24 @@ import psycopg2
 import psycopg2.errors
 
 from trad.db import close_quietly, connect, leave_to_parent
-from trad.errors import Cancelled
+from trad.jobs.stop_flags import UNKNOWN_RUN, StopFlag
 from trad.store import jobs as job_store
+from trad.store.backtests import insert_backtest
+from trad.store.configs import insert_configuration
 from trad.store.logs import insert_logs
 from trad.store.metrics import insert_metrics
 from trad.training.forecast import JobForecast, format_eta
+from trad.training.results import TrainedConfiguration
 from trad.training.steps import VALIDATION, Step, job_steps, overall_progress, step_named
 
 log = logging.getLogger(__name__)
 
-UNKNOWN_RUN = ...
 MAX_BACKOFF = 30.0
 TERMINAL_RETRY = 1.0
-ROW_CHECK_INTERVAL = 1.0
 HEARTBEAT_SECONDS = 15.0
-REDIS_RETRY_SECONDS = 5.0
 
 
-def cancel_key(redis_prefix: str, run_id: str) -> str:
-    """The Redis key that asks one run of a job (its `rq_job_id`) to stop."""
-    return f"{redis_prefix}cancel:{run_id}"
-
-
-class ProgressCallback:
+class JobProgress:
     """Progress of one training job: steps, episodes, candles, scores, ETA, metrics, logs."""
 
     def __init__(self, job_id: int, database_url: str, *, interval: float = 5.0,
@@ -66,11 +59,10 @@ class ProgressCallback:
         self.job_id = int(job_id)
         self.database_url = database_url
         self.interval = float(interval)
-        self.redis_url = redis_url
-        self.redis_prefix = redis_prefix
         self.run_id = run_id
+        self.stop_flag = StopFlag(job_id, redis_url=redis_url, redis_prefix=redis_prefix, run_id=run_id,
+                                  interval=cancel_check_interval)
         self.steps: tuple[Step, ...] = job_steps(validation)
-        self.cancel_check_interval = cancel_check_interval
         self.log_interval = log_interval
         self.terminal_deadline = terminal_deadline
         self.step: Step | None = None
@@ -83,19 +75,14 @@ class ProgressCallback:
         self.writes = 0  # UPDATEs of the row made by this process
         self.failed_writes = 0
         self._conn: Any = None
-        self._redis: Any = None
         self._pending: dict[str, Any] = {}
         self._metrics: list[dict[str, Any]] = []
         self._logs: list[tuple[datetime, str, str]] = []
         self._last_write = -math.inf
         self._next_retry = -math.inf
         self._backoff = 0.5
-        self._last_cancel_check = -math.inf
-        self._last_row_check = -math.inf
         self._last_log = -math.inf
         self._last_warning = -math.inf  # its own clock: progress lines must not hide a failed write
-        self._cancelled: str | None = None
-        self._redis_retry_at = -math.inf
         self._forecast = JobForecast()
         self._shown: dict[str, Any] = {}  # the newest episode and candle fields, for the log line
 
@@ -133,12 +120,9 @@ class ProgressCallback:
         self._forecast.plan(processes, validation_work)
 
     def finish(self, status: str, *, result: Mapping[str, Any] | None = None,
-               error: str | None = None, before_row: Callable[[Any], None] | None = None) -> None:
-        """Write the terminal state (succeeded, failed or stopped), retrying until it is written.
-
-        `before_row(conn)` runs in the same transaction, so what it writes (the trained
-        configuration) commits together with the terminal state or not at all.
-        """
+               error: str | None = None, trained: TrainedConfiguration | None = None) -> None:
+        """Write the terminal state (succeeded, failed or stopped), retrying until it is written;
+        `trained` (with its backtest) in the same transaction."""
         fields: dict[str, Any] = {"status": status, "finished_at": job_store.NOW,
                                   "estimated_completion": None, "eta_seconds": None}
         if status == "succeeded":
@@ -152,11 +136,18 @@ class ProgressCallback:
         self.log(f"training {status}" + (f": {error}" if error else ""),
                  level="ERROR" if status == "failed" else "INFO")
         self._pending.update(fields)
+        saved: dict[str, int] = {}
+
+        def save(conn: Any) -> None:
+            saved["id"] = save_trained(conn, self.job_id, trained)
+
         deadline = time.monotonic() + self.terminal_deadline
-        while not self._write(terminal=True, before_row=before_row):
+        while not self._write(terminal=True, before_row=save if trained is not None else None):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"job {self.job_id}: could not write its final state '{status}'")
             time.sleep(min(self._backoff, TERMINAL_RETRY, max(0.0, deadline - time.monotonic())))
+        if saved:
+            log.info("job %s saved trained configuration %s", self.job_id, saved["id"])
 
     # Progress within a step: throttled.
 
@@ -232,37 +223,7 @@ class ProgressCallback:
 
     def check_cancelled(self) -> None:
         """Raise Cancelled if a stop was requested (checked at most every cancel_check_interval s)."""
-        if self._cancelled:
-            raise Cancelled(self._cancelled)
-        now = time.monotonic()
-        if now - self._last_cancel_check < self.cancel_check_interval:
-            return
-        self._last_cancel_check = now
-        flagged = self._redis_flag()
-        if flagged is None and now - self._last_row_check >= ROW_CHECK_INTERVAL:
-            self._last_row_check = now
-            flagged = self._row_says_stop()
-        if flagged:
-            self._cancelled = self._cancelled or "stop requested"
-            raise Cancelled(self._cancelled)
-
-    def _redis_flag(self) -> bool | None:
-        """True/False from Redis; None when Redis is not configured or not answering, or the run is unknown."""
-        if not self.redis_url or not self.run_id or self.run_id is UNKNOWN_RUN \
-                or time.monotonic() < self._redis_retry_at:
-            return None
-        try:
-            if self._redis is None or self._pid != os.getpid():
-                import redis
-
-                self._redis = redis.Redis.from_url(self.redis_url, socket_timeout=1.0,
-                                                   socket_connect_timeout=1.0)
-            return bool(self._redis.exists(cancel_key(self.redis_prefix, self.run_id)))
-        except Exception as exc:  # any Redis failure: fall back to the row for a while
-            self._redis = None
-            self._redis_retry_at = time.monotonic() + REDIS_RETRY_SECONDS
-            log.debug("job %s: cancel flag unreadable in Redis: %s", self.job_id, exc)
-            return None
+        self.stop_flag.check(self._row_says_stop)
 
     def _row_says_stop(self) -> bool:
         try:
@@ -272,19 +233,7 @@ class ProgressCallback:
         except psycopg2.Error as exc:
             self._drop_connection(exc)
             return False
-        return self._judge(state)
-
-    def _judge(self, state: Mapping[str, Any] | None) -> bool:
-        """Whether the row tells this run to stop; remembers why."""
-        if state is None:
-            self._cancelled = "the job was deleted"
-        elif self.run_id is not UNKNOWN_RUN and state.get("rq_job_id", self.run_id) != self.run_id:
-            self._cancelled = "another run took over the job"
-        elif state["status"] != "running":
-            self._cancelled = f"the job is {state['status']}"
-        elif state["cancel_requested"]:
-            self._cancelled = "stop requested"
-        return self._cancelled is not None
+        return self.stop_flag.judge(state)
 
     # Writing.
 
@@ -334,7 +283,7 @@ class ProgressCallback:
             self._drop_connection(None)
             self._metrics.clear()
             self._logs.clear()
-            self._cancelled = "the job was deleted"
+            self.stop_flag.reason = "the job was deleted"
             return True
         except psycopg2.Error as exc:
             self._drop_connection(exc)
@@ -343,7 +292,7 @@ class ProgressCallback:
         del self._logs[:len(logs)]
         self._backoff = 0.5
         if row is None:
-            if not terminal and not self._judge(state):
+            if not terminal and not self.stop_flag.judge(state):
                 # Another process of the job wrote within the interval: try again shortly.
                 self._last_write = time.monotonic() - self.interval + min(0.25, self.interval)
             return True
@@ -351,7 +300,7 @@ class ProgressCallback:
         self._last_write = time.monotonic()
         self._pending.clear()
         if row["cancel_requested"] and not terminal:
-            self._cancelled = self._cancelled or "stop requested"
+            self.stop_flag.reason = self.stop_flag.reason or "stop requested"
         return True
 
     def _connection(self) -> Any:
@@ -399,3 +348,14 @@ class ProgressCallback:
         if eta is not None:
             line += f" · ETA {format_eta(eta)}"
         log.info("job %s: %s", self.job_id, line)
+
+
+def save_trained(conn: Any, job_id: int, trained: TrainedConfiguration) -> int:
+    """Store a job's trained configuration and its backtest; returns the configuration's id."""
+    saved = insert_configuration(conn, strategy=trained.strategy, symbol=trained.symbol, timeframe=trained.timeframe,
+                                 params=trained.params, objective=trained.objective, score=trained.score,
+                                 metrics=trained.metrics, validation=trained.validation, training_job_id=job_id,
+                                 data_start=trained.data_start, data_end=trained.data_end)
+    insert_backtest(conn, trained.backtest.columns(), trained.backtest.trades, "trained",
+                    trained_configuration_id=saved["id"], training_job_id=job_id)
+    return int(saved["id"])

@@ -12,7 +12,7 @@ from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 
 from trad.config import Settings
-from trad.jobs.progress import cancel_key
+from trad.jobs.stop_flags import cancel_key
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def run_exists(connection: redis_lib.Redis, run_id: str | None) -> bool:
 
 
 def set_cancel_flag(connection: redis_lib.Redis, settings: Settings, run_id: str) -> None:
-    """Ask one run of a job to stop; its ProgressCallback sees this within a fraction of a second.
+    """Ask one run of a job to stop; its JobProgress sees this within a fraction of a second.
 
     Keyed by the run, not the job id: a later run of the job (resume) and a job of the same
     id in another database sharing this Redis are not touched by it.

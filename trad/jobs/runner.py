@@ -1,8 +1,18 @@
-"""What RQ runs: the job function, and the worker class that watches over training jobs."""
+"""What RQ runs: the job function, the bootstrap of a job's run, and the worker class that
+watches over training jobs.
+
+`run_training(job_id)` is what the RQ job function calls; it needs no queue, so tests call it
+directly. It claims the row, opens the job's pool and its `JobProgress`, and hands them to the
+workflow (`trad.training.workflow.train`). A job without a seed draws one as its first run
+starts and keeps it in `result.seed` (in the transaction that marks it running, so before any
+episode): every resume replays the same search.
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
+import secrets
 from typing import Any, Callable
 
 from rq import Worker, get_current_job, worker_registration
@@ -10,14 +20,19 @@ from rq.worker import WorkerStatus
 
 from trad.config import Settings, get_settings
 from trad.db import Database
+from trad.jobs.progress import JobProgress
 from trad.jobs.queue import REDIS_ERRORS
+from trad.optimize import Evaluation
 from trad.store import jobs as job_store
-from trad.training.workflow import run_training
+from trad.store.candles import load_frame
+from trad.store.metrics import job_metrics
+from trad.training.workflow import search_seed, train, validation_enabled
 
 log = logging.getLogger(__name__)
 
 JOB_MONITORING_INTERVAL = 5  # seconds between the worker's heartbeats while a job runs
 RECONCILE_INTERVAL = 10  # seconds between reconciliations (RQ's maintenance interval)
+SEED_RANGE = 2**31  # drawn seeds are below this: valid for every optimizer's generator
 
 
 class RoutineMaintenance(logging.Filter):
@@ -40,6 +55,38 @@ def run_job(job_id: int) -> dict[str, Any] | None:
     final = run_training(int(job_id), get_settings(), worker_name=current.worker_name if current else None,
                          rq_job_id=current.id if current else None)
     return {"job_id": job_id, "status": final["status"] if final else None}
+
+
+def run_training(job_id: int, settings: Settings | None = None, *, worker_name: str | None = None,
+                 rq_job_id: str | None = None) -> dict[str, Any] | None:
+    """Run a queued job to its end; returns its final row (None if it was not startable)."""
+    settings = settings or get_settings()
+    db = Database(settings.database_url, max_connections=2)
+    try:
+        with db.transaction() as conn:
+            row = job_store.start_run(conn, job_id, worker_name, rq_job_id)
+            if row is not None and search_seed(row) is None:
+                row = job_store.keep_seed(conn, job_id, secrets.randbelow(SEED_RANGE))
+        if row is None:
+            log.info("job %s is not startable (stopped, deleted or finished)", job_id)
+            with db.connection() as conn:
+                return job_store.get_job(conn, job_id)
+        progress = JobProgress(job_id, settings.database_url, interval=settings.progress_interval,
+                               redis_url=settings.redis_url, redis_prefix=settings.redis_prefix,
+                               run_id=row["rq_job_id"], validation=validation_enabled(row))
+        train(row, progress, functools.partial(load_frame, db), functools.partial(recorded_evaluations, db, job_id),
+              max_configs=settings.max_configs)
+        with db.connection() as conn:
+            return job_store.get_job(conn, job_id)
+    finally:
+        db.close()
+
+
+def recorded_evaluations(db: Database, job_id: int) -> list[Evaluation]:
+    """The evaluations earlier runs of a job recorded, which a resumed search does not run again."""
+    with db.connection() as conn:
+        return [Evaluation(m["iteration"], m["params"], m["score"], m["metrics"] or {}, m["duration_ms"] or 0.0)
+                for m in job_metrics(conn, job_id)]
 
 
 def training_job_id(rq_job: Any) -> int | None:

@@ -19,9 +19,9 @@ from trad.backtest.engine import BacktestEngine
 from trad.errors import InvalidInput
 from trad.optimize.base import Evaluation
 from trad.optimize.objectives import DEFAULT_MIN_TRADES, score_metrics, validate_objective
-from trad.optimize.parallel import CandleCallback
 from trad.optimize.space import plain
 from trad.strategies import get_strategy
+from trad.strategies.progress import CandleCallback
 
 ENGINE_SETTINGS = ("fee_rate", "slippage", "initial_equity", "position_size_pct")
 

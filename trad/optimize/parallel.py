@@ -38,9 +38,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from trad.errors import Cancelled, InvalidInput
+from trad.strategies.progress import CandleCallback
 
-CandleCallback = Callable[[int, int, str], None]
-"""(candles_processed, total_candles, stage) of one backtest, counted 0 → 2·N."""
 CandleSink = Callable[[int, int, int, str], None]
 """(episode, candles_processed, total_candles, stage): candle reports in the parent."""
 FinishedSink = Callable[["Finished"], None]

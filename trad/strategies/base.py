@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from trad.errors import InvalidInput
-from trad.strategies.progress import ProgressCallback
+from trad.strategies.progress import CandleCallback
 
 PARAM_KINDS = ("int", "float", "categorical")
 BOUND_TOLERANCE = 1e-9
@@ -202,6 +202,6 @@ class Strategy:
         raise NotImplementedError
 
     def generate_signals(self, data: pd.DataFrame,
-                         progress_callback: ProgressCallback | None = None) -> Signals:
+                         progress_callback: CandleCallback | None = None) -> Signals:
         """Signals for every candle of `data`; reports (done, total, 'signals')."""
         raise NotImplementedError

@@ -9,7 +9,7 @@ import pandas as pd
 
 from trad.strategies.base import Param, ParamSpace, Signals, Strategy
 from trad.strategies.indicators import ATR_PERIOD, average_true_range, shift, window_mean, window_min
-from trad.strategies.progress import ProgressCallback, StageProgress
+from trad.strategies.progress import CandleCallback, StageProgress
 
 VOLUME_LOOKBACK = 20
 
@@ -38,7 +38,7 @@ class LiquiditySweep(Strategy):
         return max(self.params["key_level_lookback"], VOLUME_LOOKBACK, ATR_PERIOD)
 
     def generate_signals(self, data: pd.DataFrame,
-                         progress_callback: ProgressCallback | None = None) -> Signals:
+                         progress_callback: CandleCallback | None = None) -> Signals:
         """Entry signals with their stops; reports (done, total, 'signals')."""
         progress = StageProgress(progress_callback, len(data), "signals")
         progress.start()

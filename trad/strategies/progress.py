@@ -13,7 +13,9 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-ProgressCallback = Callable[[int, int, str], None]
+CandleCallback = Callable[[int, int, str], None]
+"""(candles processed, total candles, stage) of a backtest: of one stage here, of a whole
+backtest (counted 0 → 2·N) in trad.optimize."""
 
 MIN_INTERVAL = 0.05
 STEPS_PER_STAGE = 100
@@ -25,7 +27,7 @@ class StageProgress:
     __slots__ = ("callback", "total", "stage", "min_interval", "every", "next_mark", "last_done",
                  "last_call")
 
-    def __init__(self, callback: ProgressCallback | None, total: int, stage: str,
+    def __init__(self, callback: CandleCallback | None, total: int, stage: str,
                  min_interval: float | None = None) -> None:
         self.callback = callback
         self.total = int(total)

@@ -9,7 +9,7 @@ import pandas as pd
 
 from trad.strategies.base import Param, ParamSpace, Signals, Strategy
 from trad.strategies.indicators import ATR_PERIOD, average_true_range, shift, wilder_rsi
-from trad.strategies.progress import ProgressCallback, StageProgress
+from trad.strategies.progress import CandleCallback, StageProgress
 
 
 class RsiReversion(Strategy):
@@ -33,7 +33,7 @@ class RsiReversion(Strategy):
         return max(self.params["period"] + 1, ATR_PERIOD)
 
     def generate_signals(self, data: pd.DataFrame,
-                         progress_callback: ProgressCallback | None = None) -> Signals:
+                         progress_callback: CandleCallback | None = None) -> Signals:
         """Entry signals with stop distances and exit signals; reports (done, total, 'signals')."""
         progress = StageProgress(progress_callback, len(data), "signals")
         progress.start()

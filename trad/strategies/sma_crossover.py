@@ -9,7 +9,7 @@ import pandas as pd
 
 from trad.strategies.base import Param, ParamSpace, Signals, Strategy
 from trad.strategies.indicators import shift, window_mean
-from trad.strategies.progress import ProgressCallback, StageProgress
+from trad.strategies.progress import CandleCallback, StageProgress
 
 
 class SmaCrossover(Strategy):
@@ -38,7 +38,7 @@ class SmaCrossover(Strategy):
         return self.params["slow"]
 
     def generate_signals(self, data: pd.DataFrame,
-                         progress_callback: ProgressCallback | None = None) -> Signals:
+                         progress_callback: CandleCallback | None = None) -> Signals:
         """Entry and exit signals at the crossings; reports (done, total, 'signals')."""
         progress = StageProgress(progress_callback, len(data), "signals")
         progress.start()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Mapping
 
 import numpy as np
@@ -59,6 +60,23 @@ class BacktestRecord:
         values = {name: getattr(self, name) for name in STORED_COLUMNS}
         values.update(data_start=self.data_start.to_pydatetime(), data_end=self.data_end.to_pydatetime())
         return values
+
+
+@dataclass(frozen=True)
+class TrainedConfiguration:
+    """A job's winner: saved with its backtest in the transaction that ends the job."""
+
+    strategy: str
+    symbol: str
+    timeframe: str
+    params: dict[str, Any]
+    objective: str
+    score: float | None
+    metrics: dict[str, Any]
+    validation: dict[str, Any] | None
+    data_start: datetime
+    data_end: datetime
+    backtest: BacktestRecord
 
 
 def run_configuration(data: pd.DataFrame, strategy: str, params: Mapping[str, Any],
