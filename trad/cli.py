@@ -293,8 +293,7 @@ def train_all(symbols: tuple[str, ...], no_validation: bool, force: bool, **flag
     """Train every symbol, one job each, skipping those already trained on their newest candle."""
     import pydantic
 
-    from trad.api.batch import start_training_batch
-    from trad.api.schemas import JobTemplate
+    from trad.jobs.batches import JobTemplate, start_training_batch
 
     body = {k: v for k, v in flags.items() if v is not None}
     if no_validation:
@@ -315,7 +314,7 @@ def train_all(symbols: tuple[str, ...], no_validation: bool, force: bool, **flag
               help="Let the running jobs finish and start no new one (default: stop them now too).")
 def cancel(after_current: bool) -> None:
     """Cancel the running batch (train-all): its queued and running jobs stop; exits 1 if none runs."""
-    from trad.api.batch import cancel_training_batch
+    from trad.jobs.batches import cancel_training_batch
 
     result = cancel_training_batch(*_services(), mode="after_current" if after_current else "now")
     click.echo(result["message"])

@@ -26,9 +26,10 @@ from hypothesis.errors import Unsatisfiable
 from pydantic import ValidationError
 
 from tests.api.support import TRACE_ID
-from trad.api.schemas import MAX_PAGE_SIZE, JobTemplate, TrainAllRequest
+from trad.api.schemas import MAX_PAGE_SIZE, TrainAllRequest
 from trad.data.importer import read_candles_csv
 from trad.errors import InvalidInput
+from trad.jobs.batches import JobTemplate
 from trad.jobs.queue import training_queue
 from trad.jobs.requests import JobRequest, check_job_request
 

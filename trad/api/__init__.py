@@ -16,11 +16,12 @@ from flask.json.provider import DefaultJSONProvider
 from flask_openapi3 import Info, OpenAPI
 
 from trad.api import batch, feed_spec, health, hooks, jobs, pages, results, status, strategies, stream_spec
+from trad.api.broadcaster import Broadcaster
 from trad.api.errors import handle_error, validation_error_response
 from trad.api.pages import FRONTEND_DIR
 from trad.api.schemas import ErrorBody
 from trad.api.services import EXTENSION, Services
-from trad.api.stream import EXTENSION as STREAM_EXTENSION, register_stream
+from trad.api.stream import register_stream
 from trad.config import Settings, get_settings
 from trad.db import Database
 from trad.jobs.queue import connect_redis
@@ -66,13 +67,14 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
     app.json = JSONProvider(app)
     app.config.update(MAX_CONTENT_LENGTH=MAX_CONTENT_LENGTH, RQ_DASHBOARD_REDIS_URL=settings.redis_url)
     db = Database(settings.database_url, max_connections=20, application_name="trad-web")
-    app.extensions[EXTENSION] = Services(settings=settings, db=db, redis=connect_redis(settings))
+    app.extensions[EXTENSION] = Services(settings=settings, db=db, redis=connect_redis(settings),
+                                         broadcaster=Broadcaster(settings.database_url))
     hooks.install(app)
     app.register_error_handler(Exception, handle_error)
     for blueprint in (jobs.bp, batch.bp, status.bp, health.bp, strategies.bp, results.bp, stream_spec.bp,
                       feed_spec.bp):
         app.register_api(blueprint)
-    register_stream(app, db, settings.database_url)
+    register_stream(app)
     pages.register(app)
     _mount_rq_dashboard(app)
     return app
@@ -80,7 +82,6 @@ def create_app(settings: Settings | None = None) -> OpenAPI:
 
 def close_app(app: OpenAPI) -> None:
     """Stop the app's stream listener and close its pool and Redis client (tests, embedded use)."""
-    app.extensions[STREAM_EXTENSION]["broadcaster"].stop(wait=2.0)
     app.extensions[EXTENSION].close()
 
 

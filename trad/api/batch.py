@@ -2,72 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import redis as redis_lib
 from flask_openapi3 import APIBlueprint, Tag
 
 from trad.api.jobs import SECURITY
-from trad.api.schemas import (COMMON_ERRORS, BatchProgress, BatchStarted, CancelQuery, CancelResult, JobTemplate,
-                              SymbolList, TrainAllQuery, TrainAllRequest, errors, shaped)
+from trad.api.schemas import (COMMON_ERRORS, BatchProgress, BatchStarted, CancelQuery, CancelResult, SymbolList,
+                              TrainAllQuery, TrainAllRequest, errors, shaped)
 from trad.api.services import services
-from trad.config import Settings
-from trad.db import Database
-from trad.errors import InvalidInput
-from trad.jobs import control
-from trad.jobs.requests import JobRequest, check_job_request
+from trad.jobs.batches import cancel_training_batch, start_training_batch
 from trad.store.candles import candle_summary
-from trad.training.batch import BatchPlan, batch_progress, cancel_batch, plan_batch, start_batch
+from trad.training.batch import batch_progress
 
 bp = APIBlueprint("batch", __name__, url_prefix="/api/v1/training", abp_tags=[Tag(name="batch training")],
                   abp_security=SECURITY, abp_responses=COMMON_ERRORS)
-
-
-def job_requests(plan: BatchPlan, template: JobTemplate, max_configs: int) -> dict[str, JobRequest]:
-    """One checked job request per symbol to train; InvalidInput names template fields as `template.…`."""
-    fields = template.model_dump(exclude={"symbol", "timeframe"})
-    requests, details = {}, []
-    for symbol in plan.to_train:
-        request = JobRequest.model_validate({**fields, "symbol": symbol, "timeframe": plan.timeframe})
-        try:
-            check_job_request(request, plan.candle_ranges[symbol], max_configs)
-        except InvalidInput as exc:
-            for detail in exc.details:
-                moved = _in_template(detail, symbol)
-                if moved not in details:
-                    details.append(moved)
-        requests[symbol] = request
-    if details:
-        raise InvalidInput("; ".join(f"{d['field']}: {d['issue']}" for d in details), details)
-    return requests
-
-
-def _in_template(detail: dict[str, Any], symbol: str) -> dict[str, str]:
-    if detail["field"] == "symbol":
-        return {"field": "symbols", "issue": f"{symbol}: {detail['issue']}"}
-    issue = detail["issue"] if detail["field"] not in ("start", "end") else f"{symbol}: {detail['issue']}"
-    return {"field": f"template.{detail['field']}", "issue": issue}
-
-
-def start_training_batch(db: Database, redis: redis_lib.Redis, settings: Settings, template: JobTemplate,
-                         symbols: list[str] | None = None, force: bool = False) -> dict[str, Any]:
-    """Plan, check and start a batch (one job per symbol): the one way of the API and the CLI."""
-    with db.connection() as conn:
-        plan = plan_batch(conn, strategy=template.strategy, timeframe=template.timeframe, symbols=symbols,
-                          force=force)
-    requests = job_requests(plan, template, settings.max_configs)
-    redis.ping()  # no batch row is written while Redis is down
-    stored = template.model_dump(mode="json", exclude={"symbol"}) | {"timeframe": plan.timeframe}
-    return start_batch(
-        db, plan, stored, force,
-        launch=lambda symbol, batch_id: control.create_job(db, redis, settings, requests[symbol], batch_id=batch_id),
-        stop=lambda job_id: control.stop_job(db, redis, settings, job_id))
-
-
-def cancel_training_batch(db: Database, redis: redis_lib.Redis, settings: Settings,
-                          mode: str = "now") -> dict[str, Any]:
-    """Cancel the running batch — `now`, or `after_current` (its running jobs finish): `{success, message}`."""
-    return cancel_batch(db, lambda job_id: control.stop_job(db, redis, settings, job_id), mode)
 
 
 @bp.post("/train-all", responses={202: BatchStarted, **errors(400, 409, 413, 415)})

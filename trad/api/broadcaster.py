@@ -36,7 +36,6 @@ from trad.store import job_log
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "training_jobs"
 SAFETY_POLL_SECONDS = 5.0
 RECONNECT_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
 CATCH_UP_ROWS = 1000
@@ -177,8 +176,7 @@ class Broadcaster:
         return failures + 1
 
     def _listen(self, conn: Any) -> None:
-        with conn.cursor() as cur:
-            cur.execute(f"LISTEN {CHANNEL}")
+        job_log.listen(conn)
         if not self.loaded.is_set():
             self._load(conn)
         self.connected.set()
@@ -192,24 +190,15 @@ class Broadcaster:
         """Fill the history from one consistent snapshot of the log (the window's newest changes,
         the unfinished jobs, the pruning floor); versions commit in order, so nothing below the
         version read is still to come."""
-        with conn.cursor() as cur:
-            cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        try:
-            self.row_text = RowText(job_log.columns_of_type(conn, "double precision"),
-                                    job_log.columns_of_type(conn, "timestamp with time zone"))
-            entries = job_log.newest_changes(conn, REPLAY_JOBS + 1)
-            unfinished = job_log.unfinished_jobs(conn)
-            pruned, version = job_log.pruned_through(conn), job_log.latest_version(conn)
-        finally:
-            with conn.cursor() as cur:
-                cur.execute("COMMIT")
-        events = log_events(entries, self.row_text)
+        start = job_log.log_start(conn, REPLAY_JOBS + 1)
+        self.row_text = RowText(start.float_columns, start.time_columns)
+        events = log_events(start.newest, self.row_text)
         floor = events.pop(0).version if len(events) > REPLAY_JOBS else 0
         newest = {e.job_id: e for e in events}
         current = [newest[r["id"]] if r["id"] in newest and newest[r["id"]].version == r["version"]
-                   else job_event(r, None, self.row_text) for r in unfinished]
+                   else job_event(r, None, self.row_text) for r in start.unfinished]
         with self._lock:
-            self.history.load(events, current, max(floor, pruned), version)
+            self.history.load(events, current, max(floor, start.pruned), start.version)
         self.loaded.set()
 
     def _catch_up(self, conn: Any) -> None:

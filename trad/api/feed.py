@@ -40,7 +40,7 @@ from trad.api.broadcaster import Broadcaster
 from trad.api.errors import RequestError
 from trad.api.events import JobEvent, Subscription
 from trad.api.services import services
-from trad.api.stream import stream_filters, stream_parts, subscribe_to_job
+from trad.api.stream import stream_filters, subscribe_to_job
 from trad.errors import NotFound, ServiceUnavailable
 from trad.api.websocket import (BINARY, CLOSE, NORMAL, PING, POLICY, PONG, TEXT, UNAVAILABLE, UNSUPPORTED,
                                 FrameReader, ProtocolError, accept_key, close_frame, frame, frame_header,
@@ -67,7 +67,7 @@ def feed_all_jobs() -> Response:
     """Every job change (optionally only one status or one batch) over a WebSocket."""
     status, batch_id = stream_filters()
     client = _handshake()
-    broadcaster, _ = stream_parts()
+    broadcaster = services().broadcaster
     subscription = FeedSubscription(status=status, batch_id=batch_id)
     return _upgraded(FeedSession(broadcaster, client, subscription, broadcaster.subscribe(subscription)))
 
@@ -76,10 +76,10 @@ def feed_all_jobs() -> Response:
 def feed_one_job(job_id: int) -> Response:
     """One job's changes over a WebSocket, closed after its terminal state."""
     client = _handshake()
-    broadcaster, db = stream_parts()
+    svc = services()
     subscription = FeedSubscription(job_id=job_id)
-    newest = subscribe_to_job(broadcaster, db, subscription)
-    return _upgraded(FeedSession(broadcaster, client, subscription, [newest]))
+    newest = subscribe_to_job(svc.broadcaster, svc.db, subscription)
+    return _upgraded(FeedSession(svc.broadcaster, client, subscription, [newest]))
 
 
 def _handshake() -> socket.socket:
@@ -261,7 +261,7 @@ class FeedSession:
             if old.job_id is None:
                 replay = self.broadcaster.subscribe(self.subscription)
             else:  # the job's newest row, unless the client has it; a job that has ended ends its feed
-                newest = subscribe_to_job(self.broadcaster, stream_parts()[1], self.subscription)
+                newest = subscribe_to_job(self.broadcaster, services().db, self.subscription)
                 replay = [newest] if newest.version > after else []
                 self._end_after([newest])
         except NotFound:

@@ -1,8 +1,9 @@
 """The API's pydantic models: query and path parameters, the batch request, every response shape.
 
-The job request itself is `trad.jobs.requests.JobRequest`, the paged lists' query models are in
-`trad.api.paging`. Responses are passed through their model (`shaped`), so /openapi.json
-documents exactly what is sent.
+The job request itself is `trad.jobs.requests.JobRequest`, a batch's template
+`trad.jobs.batches.JobTemplate`, the paged lists' query models are in `trad.api.paging`.
+Responses are passed through their model (`shaped`), so /openapi.json documents exactly what
+is sent.
 """
 
 from __future__ import annotations
@@ -10,11 +11,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic.json_schema import SkipJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from trad.jobs.requests import JobRequest, OptimizerName, Strict, Symbol, Timeframe
-from trad.training.batch import DEFAULT_OPTIMIZER, DEFAULT_STRATEGY
+from trad.jobs.batches import CancelMode, JobTemplate
+from trad.jobs.requests import Strict, Symbol
 
 MAX_JOB_ID = 2**63 - 1
 MAX_PAGE = 1_000_000
@@ -22,7 +22,6 @@ MAX_PAGE_SIZE = 200
 MAX_OFFSET = MAX_PAGE * MAX_PAGE_SIZE
 MAX_METRICS_PAGE = 10_000
 JobStatus = Literal["queued", "running", "succeeded", "failed", "stopped"]
-CancelMode = Literal["now", "after_current"]
 SymbolName = Annotated[str, Symbol]
 
 
@@ -72,22 +71,6 @@ class CancelQuery(BaseModel):
 
 class TrainAllQuery(BaseModel):
     force: bool = Field(default=False, description="train symbols already trained on their newest candle too")
-
-
-class JobTemplate(JobRequest):
-    """A job request without its symbol (the batch names the symbols); every field has a default."""
-
-    strategy: str = Field(default=DEFAULT_STRATEGY, min_length=1, max_length=64)
-    timeframe: Timeframe | None = Field(default=None, description="default: the timeframe most symbols have")
-    optimizer: OptimizerName = DEFAULT_OPTIMIZER
-    symbol: SkipJsonSchema[str | None] = Field(default=None, exclude=True)
-
-    @field_validator("symbol", mode="before")
-    @classmethod
-    def _no_symbol(cls, value: Any) -> None:
-        if value is not None:
-            raise ValueError("a template names no symbol; list the symbols in `symbols`")
-        return None
 
 
 class TrainAllRequest(Strict):

@@ -1,4 +1,4 @@
-"""What every request of one app shares: its settings, database pool and Redis client."""
+"""What every request of one app shares: its settings, database pool, Redis client and job listener."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import redis as redis_lib
 from flask import current_app
 
+from trad.api.broadcaster import Broadcaster
 from trad.config import Settings
 from trad.db import Database
 
@@ -20,9 +21,12 @@ class Services:
     settings: Settings
     db: Database
     redis: redis_lib.Redis
+    broadcaster: Broadcaster  # the SSE streams' and WebSocket feeds' listener, started by the first stream
 
     def close(self) -> None:
-        """Close the pool and the Redis client (tests, shutdown)."""
+        """Stop the listener (waiting up to 2 s for each of its threads), close the pool and the
+        Redis client (tests, shutdown)."""
+        self.broadcaster.stop(wait=2.0)
         self.db.close()
         self.redis.close()
 

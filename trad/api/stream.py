@@ -36,10 +36,11 @@ import socket
 import time
 from typing import Any, Iterable, Iterator
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 
 from trad.api.broadcaster import NUDGE_SECONDS, Broadcaster
 from trad.api.events import JobEvent, Subscription, job_event
+from trad.api.services import services
 from trad.db import Database, readable
 from trad.errors import InvalidInput, NotFound
 from trad.store.job_log import logged_job
@@ -50,26 +51,16 @@ CLIENT_CHECK_SECONDS = NUDGE_SECONDS
 RETRY_MS = 3000
 KEEPALIVE = b": keepalive\n\n"
 PIECE_BYTES = 64 * 1024  # what one write hands the server at most (a replay goes in pieces)
-EXTENSION = "trad_stream"
 
 stream_blueprint = Blueprint("stream", __name__)
 
 
-def register_stream(app: Any, db: Database, database_url: str) -> Broadcaster:
-    """Add the stream routes to an app; the listener starts with the first client."""
-    broadcaster = Broadcaster(database_url)
-    app.extensions[EXTENSION] = {"broadcaster": broadcaster, "db": db}
+def register_stream(app: Any) -> None:
+    """Add the stream routes to an app; its listener (`Services.broadcaster`) starts with the first client."""
     app.register_blueprint(stream_blueprint)
     from trad.api.feed import feed_blueprint  # the WebSocket feed shares the listener
 
     app.register_blueprint(feed_blueprint)
-    return broadcaster
-
-
-def stream_parts() -> tuple[Broadcaster, Database]:
-    """The app's listener and database (the SSE streams' and the WebSocket feed's)."""
-    parts = current_app.extensions[EXTENSION]
-    return parts["broadcaster"], parts["db"]
 
 
 def stream_filters() -> tuple[str | None, int | None]:
@@ -85,16 +76,15 @@ def stream_all_jobs() -> Response:
     """Every job row change (optionally only one status or one batch)."""
     status, batch_id = stream_filters()
     subscription = Subscription(status=status, batch_id=batch_id, after_version=_last_event_id())
-    broadcaster, _ = stream_parts()
-    return _stream(subscription, broadcaster.subscribe(subscription))
+    return _stream(subscription, services().broadcaster.subscribe(subscription))
 
 
 @stream_blueprint.get("/api/v1/training-jobs/<int:job_id>/stream")
 def stream_one_job(job_id: int) -> Response:
     """One job's changes; the stream ends after it reaches succeeded, failed or stopped."""
-    broadcaster, db = stream_parts()
+    svc = services()
     subscription = Subscription(job_id=job_id, after_version=_last_event_id())
-    newest = subscribe_to_job(broadcaster, db, subscription)
+    newest = subscribe_to_job(svc.broadcaster, svc.db, subscription)
     first = [] if newest.version == subscription.after_version else [newest]
     return _stream(subscription, first, ends_when_done=True, ends_at_once=not first and newest.terminal)
 
@@ -138,7 +128,7 @@ def _last_event_id() -> int:
 
 def _stream(subscription: Subscription, first: list[JobEvent], ends_when_done: bool = False,
             ends_at_once: bool = False) -> Response:
-    broadcaster, _ = stream_parts()
+    broadcaster = services().broadcaster
     if ends_at_once:
         body = _ended(broadcaster, subscription)
     else:

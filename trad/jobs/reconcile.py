@@ -85,11 +85,8 @@ def end_dead_runs(db: Database, redis: redis_lib.Redis, silent_after: float, rep
 
 
 def kill_slow_stops(db: Database, redis: redis_lib.Redis, report: ReconcileReport) -> None:
-    with db.connection() as conn, conn.cursor() as cur:
-        cur.execute("""SELECT id, rq_job_id FROM training_jobs
-                        WHERE status = 'running' AND cancel_requested
-                          AND updated_at < now() - make_interval(secs => %s)""", (STOP_GRACE,))
-        slow = [dict(row) for row in cur.fetchall()]
+    with db.connection() as conn:
+        slow = job_store.slow_stops(conn, STOP_GRACE)
     for job in slow:
         if kill_run(redis, job["rq_job_id"]):
             report.killed.append(job["id"])

@@ -14,6 +14,7 @@ from typing import Any, Iterable, Mapping
 from psycopg2.extensions import connection as Connection
 
 from trad.store import SafeJson as Json
+from trad.store.filters import where
 
 BATCH_LOCK = 0x7472_6262  # "trbb": the class key of every batch advisory lock
 START_LOCK = 0            # second key of the start lock; batch ids start at 1
@@ -66,9 +67,9 @@ def get_batch(conn: Connection, batch_id: int) -> dict | None:
 
 def latest_batch(conn: Connection, status: str | None = None) -> dict | None:
     """The newest batch (optionally only of one status), or None."""
-    where, params = ("WHERE status = %s", [status]) if status else ("", [])
+    clause, params = where(("status = %s", status))
     with conn.cursor() as cur:
-        cur.execute(f"SELECT * FROM training_batches {where} ORDER BY id DESC LIMIT 1", params)
+        cur.execute(f"SELECT * FROM training_batches {clause} ORDER BY id DESC LIMIT 1", params)
         row = cur.fetchone()
         return dict(row) if row else None
 

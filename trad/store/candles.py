@@ -16,6 +16,7 @@ from trad.data.importer import EARLIEST, LATEST, read_candles_csv, validate_symb
 from trad.data.synthetic import synthetic_candles
 from trad.db import Database
 from trad.errors import InvalidInput
+from trad.store.filters import where
 
 COPY_CHUNK_ROWS = 100_000
 LOAD_CHUNK_ROWS = 100_000
@@ -122,24 +123,17 @@ def analyze_candles(conn: Connection) -> None:
         cur.execute("ANALYZE candles")
 
 
-def _range_clause(start: datetime | None, end: datetime | None) -> tuple[str, list]:
-    clause, params = "", []
-    if start is not None:
-        clause += " AND ts >= %s"
-        params.append(start)
-    if end is not None:
-        clause += " AND ts <= %s"
-        params.append(end)
-    return clause, params
+def _range_clause(symbol: str, timeframe: str, start: datetime | None, end: datetime | None) -> tuple[str, list]:
+    """The WHERE of a series' candles in [start, end], either end open when None."""
+    return where(("symbol = %s", symbol), ("timeframe = %s", timeframe), ("ts >= %s", start), ("ts <= %s", end))
 
 
 def count_candles(conn: Connection, symbol: str, timeframe: str,
                   start: datetime | None = None, end: datetime | None = None) -> int:
     """How many candles a load of this range would return."""
-    clause, params = _range_clause(start, end)
+    clause, params = _range_clause(symbol, timeframe, start, end)
     with conn.cursor() as cur:
-        cur.execute(f"SELECT count(*) AS n FROM candles WHERE symbol = %s AND timeframe = %s{clause}",
-                    [symbol, timeframe, *params])
+        cur.execute(f"SELECT count(*) AS n FROM candles {clause}", params)
         return int(cur.fetchone()["n"])
 
 
@@ -167,14 +161,13 @@ def load_candles(conn: Connection, symbol: str, timeframe: str,
     `progress_callback(loaded, total)` is called after each chunk.
     """
     total = count_candles(conn, symbol, timeframe, start, end)
-    clause, params = _range_clause(start, end)
-    select = ("SELECT ts, open, high, low, close, volume "
-              "FROM candles WHERE symbol = %s AND timeframe = %s")
+    clause, params = _range_clause(symbol, timeframe, start, end)
     chunks, loaded, after = [], 0, None
     while loaded < total or not chunks:
         keyset = " AND ts > %s" if after is not None else ""
-        chunk = _copy_frame(conn, f"{select}{clause}{keyset} ORDER BY ts LIMIT %s",
-                            [symbol, timeframe, *params, *([after] if after is not None else []), chunk_rows])
+        chunk = _copy_frame(conn, f"SELECT ts, open, high, low, close, volume FROM candles {clause}{keyset} "
+                                  "ORDER BY ts LIMIT %s",
+                            [*params, *([after] if after is not None else []), chunk_rows])
         if chunk.empty:
             break
         chunks.append(chunk)
@@ -302,8 +295,7 @@ def candle_buckets(conn: Connection, symbol: str, timeframe: str, start: datetim
 def count_candles_upto(conn: Connection, symbol: str, timeframe: str, start: datetime | None, end: datetime | None,
                        limit: int) -> int:
     """How many candles lie in [start, end], counting no further than `limit`."""
-    clause, params = _range_clause(start, end)
+    clause, params = _range_clause(symbol, timeframe, start, end)
     with conn.cursor() as cur:
-        cur.execute(f"""SELECT count(*) AS n FROM (SELECT 1 FROM candles WHERE symbol = %s AND timeframe = %s{clause}
-                                                     LIMIT %s) c""", [symbol, timeframe, *params, limit])
+        cur.execute(f"SELECT count(*) AS n FROM (SELECT 1 FROM candles {clause} LIMIT %s) c", [*params, limit])
         return int(cur.fetchone()["n"])

@@ -7,6 +7,7 @@ from typing import Any, Mapping
 
 from psycopg2.extensions import connection as Connection
 from trad.store import SafeJson as Json
+from trad.store.filters import where
 
 
 def insert_configuration(conn: Connection, *, strategy: str, symbol: str, timeframe: str,
@@ -30,16 +31,9 @@ def insert_configuration(conn: Connection, *, strategy: str, symbol: str, timefr
 def latest_configuration(conn: Connection, symbol: str, timeframe: str | None = None,
                          strategy: str | None = None) -> dict | None:
     """The newest trained configuration of a symbol (optionally of one timeframe and strategy)."""
-    query = "SELECT * FROM trained_configurations WHERE symbol = %s"
-    params: list[Any] = [symbol]
-    if timeframe is not None:
-        query += " AND timeframe = %s"
-        params.append(timeframe)
-    if strategy is not None:
-        query += " AND strategy = %s"
-        params.append(strategy)
+    clause, params = where(("symbol = %s", symbol), ("timeframe = %s", timeframe), ("strategy = %s", strategy))
     with conn.cursor() as cur:
-        cur.execute(query + " ORDER BY created_at DESC, id DESC LIMIT 1", params)
+        cur.execute(f"SELECT * FROM trained_configurations {clause} ORDER BY created_at DESC, id DESC LIMIT 1", params)
         row = cur.fetchone()
         return dict(row) if row else None
 
@@ -55,12 +49,7 @@ def list_configurations(conn: Connection, *, symbol: str | None = None, strategy
                         timeframe: str | None = None, offset: int = 0, limit: int = 20) -> tuple[list[dict], int]:
     """A page of trained configurations, newest first, with the job that made them (its id kept by
     the stored backtest after the job is deleted), whether that job still exists, and the backtest."""
-    where, params = [], []
-    for column, value in (("symbol", symbol), ("strategy", strategy), ("timeframe", timeframe)):
-        if value is not None:
-            where.append(f"tc.{column} = %s")
-            params.append(value)
-    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    clause, params = where(("tc.symbol = %s", symbol), ("tc.strategy = %s", strategy), ("tc.timeframe = %s", timeframe))
     with conn.cursor() as cur:
         cur.execute(f"SELECT count(*) AS n FROM trained_configurations tc {clause}", params)
         total = int(cur.fetchone()["n"])

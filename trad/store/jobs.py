@@ -7,6 +7,7 @@ from typing import Any, Iterable, Mapping
 from psycopg2 import sql
 from psycopg2.extensions import connection as Connection
 from trad.store import SafeJson as Json
+from trad.store.filters import where
 
 STATUSES = ("queued", "running", "succeeded", "failed", "stopped")
 TERMINAL_STATUSES = ("succeeded", "failed", "stopped")
@@ -199,6 +200,15 @@ def silent_running_jobs(conn: Connection, silent_seconds: float) -> list[dict]:
         return [dict(row) for row in cur.fetchall()]
 
 
+def slow_stops(conn: Connection, grace_seconds: float) -> list[dict]:
+    """(id, rq_job_id) of running jobs asked to stop whose row has not changed for `grace_seconds`."""
+    with conn.cursor() as cur:
+        cur.execute("""SELECT id, rq_job_id FROM training_jobs
+                        WHERE status = 'running' AND cancel_requested
+                          AND updated_at < now() - make_interval(secs => %s)""", (grace_seconds,))
+        return [dict(row) for row in cur.fetchall()]
+
+
 def waiting_jobs(conn: Connection, older_than_seconds: float) -> list[dict]:
     """Queued jobs created at least `older_than_seconds` ago, locked for this transaction."""
     with conn.cursor() as cur:
@@ -214,18 +224,11 @@ def waiting_jobs(conn: Connection, older_than_seconds: float) -> list[dict]:
 def list_jobs(conn: Connection, *, status: str | None = None, batch_id: int | None = None,
               offset: int = 0, limit: int = 20) -> tuple[list[dict], int]:
     """A page of jobs, newest first, and the total matching the filters."""
-    conditions, params = [], []
-    if status is not None:
-        conditions.append("status = %s")
-        params.append(status)
-    if batch_id is not None:
-        conditions.append("batch_id = %s")
-        params.append(batch_id)
-    where = ("WHERE " + " AND ".join(conditions)) if conditions else ""
+    clause, params = where(("status = %s", status), ("batch_id = %s", batch_id))
     with conn.cursor() as cur:
-        cur.execute(f"SELECT count(*) AS n FROM training_jobs {where}", params)
+        cur.execute(f"SELECT count(*) AS n FROM training_jobs {clause}", params)
         total = int(cur.fetchone()["n"])
-        cur.execute(f"SELECT * FROM training_jobs {where} ORDER BY created_at DESC, id DESC "
+        cur.execute(f"SELECT * FROM training_jobs {clause} ORDER BY created_at DESC, id DESC "
                     "OFFSET %s LIMIT %s", [*params, offset, limit])
         return [dict(row) for row in cur.fetchall()], total
 
