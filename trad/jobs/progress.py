@@ -34,7 +34,7 @@ import psycopg2
 import psycopg2.errors
 
 from trad.db import close_quietly, connect, leave_to_parent
-from trad.errors import Cancelled
+from trad.errors import Cancelled, first_line
 from trad.store import jobs as job_store
 from trad.store.logs import insert_logs
 from trad.store.metrics import insert_metrics
@@ -377,7 +377,7 @@ class ProgressCallback:
         if now - self._last_warning >= self.log_interval:
             self._last_warning = now
             log.warning("job %s: progress not written, will retry: %s", self.job_id,
-                        str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+                        first_line(exc))
 
     def _log_progress(self) -> None:
         """Once per log_interval: `25.6 % (Optimization 1.2 %) episode 3/40 · candle 12,000/20,000

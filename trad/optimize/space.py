@@ -125,8 +125,7 @@ def build_search_space(strategy_cls: type[Strategy],
             details.extend({"field": f"param_space.{param.name}", "issue": d["issue"]}
                            for d in error.details)
     if details:
-        issues = "; ".join(f"{d['field']}: {d['issue']}" for d in details)
-        raise InvalidInput(f"invalid param_space: {issues}", details)
+        raise InvalidInput.fields(details, about="invalid param_space")
     return space
 
 

@@ -187,8 +187,7 @@ class Strategy:
             if violation:
                 details.append({"field": "params", "issue": violation})
         if details:
-            issues = "; ".join(f"{d['field']}: {d['issue']}" for d in details)
-            raise InvalidInput(f"invalid parameters for {cls.name}: {issues}", details)
+            raise InvalidInput.fields(details, about=f"invalid parameters for {cls.name}")
         return clean
 
     @classmethod

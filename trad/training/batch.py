@@ -99,7 +99,7 @@ def _symbols_with_candles(ranges: Mapping[str, list[dict]], timeframe: str,
     details = [{"field": f"symbols.{i}", "issue": f"no {timeframe} candles of {s}"}
                for i, s in enumerate(symbols) if s not in has]
     if details:
-        raise InvalidInput("; ".join(f"{d['field']}: {d['issue']}" for d in details), details)
+        raise InvalidInput.fields(details)
     return list(dict.fromkeys(symbols))
 
 
