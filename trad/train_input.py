@@ -10,10 +10,10 @@ import click
 import pydantic
 
 from trad.errors import TradError
+from trad.training.batch import DEFAULT_OPTIMIZER  # a convenience of `trad train` as of train-all: the API asks for one
 
 Model = TypeVar("Model", bound=pydantic.BaseModel)
 
-DEFAULT_OPTIMIZER = "bayesian"  # a convenience of `trad train` (as of train-all): the API asks for one
 TRAIN_FLAGS = {"strategy": "--strategy", "symbol": "--symbol", "timeframe": "--timeframe", "optimizer": "--optimizer",
                "n_iterations": "--iterations", "objective": "--objective", "n_jobs": "--n-jobs", "seed": "--seed",
                "job_name": "--name"}
