@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import IO, Any
 
 import click
 
@@ -164,7 +165,7 @@ def _services():
 @click.option("--name", "job_name")
 @click.option("--param", "params", multiple=True, help="NAME=VALUE, NAME=LOW:HIGH[:STEP] or NAME=A,B,C.")
 @click.option("--no-validation", is_flag=True, help="Skip walk-forward validation.")
-def train(json_file, params, no_validation, **flags) -> None:
+def train(json_file: IO[str] | None, params: tuple[str, ...], no_validation: bool, **flags: Any) -> None:
     """Start a training job; prints its id. Strategy, symbol and timeframe are needed (flags or
     --file); every missing or invalid field is named at once."""
     from trad.jobs.control import create_job
@@ -283,7 +284,7 @@ def cleanup(days: int | None) -> None:
 @click.option("--objective")
 @click.option("--no-validation", is_flag=True, help="Skip walk-forward validation.")
 @click.option("--force", is_flag=True, help="Train symbols already trained on their newest candle too.")
-def train_all(symbols: tuple[str, ...], no_validation: bool, force: bool, **flags) -> None:
+def train_all(symbols: tuple[str, ...], no_validation: bool, force: bool, **flags: Any) -> None:
     """Train every symbol, one job each, skipping those already trained on their newest candle."""
     from trad.api.batch import start_training_batch
     from trad.api.schemas import JobTemplate

@@ -71,7 +71,7 @@ def cancel_training_batch(db: Database, redis: redis_lib.Redis, settings: Settin
 
 
 @bp.post("/train-all", responses={202: BatchStarted, **errors(400, 409, 413, 415)})
-def train_all(query: TrainAllQuery, body: TrainAllRequest):
+def train_all(query: TrainAllQuery, body: TrainAllRequest) -> tuple[dict[str, Any], int]:
     """Start a batch: one job per symbol, skipping symbols already trained on their newest candle."""
     svc = services()
     started = start_training_batch(svc.db, svc.redis, svc.settings, body.template, body.symbols, query.force)
@@ -79,13 +79,13 @@ def train_all(query: TrainAllQuery, body: TrainAllRequest):
 
 
 @bp.get("/progress", responses={200: BatchProgress})
-def progress():
+def progress() -> dict[str, Any]:
     """Progress of the newest batch."""
     return shaped(BatchProgress, batch_progress(services().db))
 
 
 @bp.post("/cancel", responses={200: CancelResult})
-def cancel(query: CancelQuery):
+def cancel(query: CancelQuery) -> dict[str, Any]:
     """Cancel the running batch: stop its queued and running jobs (`now`), or only its queued ones,
     letting the running jobs finish (`after_current`)."""
     svc = services()
@@ -93,7 +93,7 @@ def cancel(query: CancelQuery):
 
 
 @bp.get("/symbols", responses={200: SymbolList})
-def symbols():
+def symbols() -> dict[str, Any]:
     """Symbols with candles: per timeframe, how many and from when to when."""
     with services().db.connection() as conn:
         rows = candle_summary(conn)

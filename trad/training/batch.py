@@ -68,7 +68,7 @@ def is_current(configuration: Mapping[str, Any] | None, last_candle: datetime) -
     return bool(configuration and configuration.get("data_end") and configuration["data_end"] >= last_candle)
 
 
-def plan_batch(conn, *, strategy: str, timeframe: str | None, symbols: list[str] | None,
+def plan_batch(conn: Any, *, strategy: str, timeframe: str | None, symbols: list[str] | None,
                force: bool) -> BatchPlan:
     """Pick the batch's symbols (default: every symbol with candles of the timeframe) and the skips."""
     summary = candle_summary(conn)
