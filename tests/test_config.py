@@ -73,3 +73,45 @@ def test_use_demo_without_a_running_demo_names_the_folder(tmp_path):
 
     with pytest.raises(InvalidInput, match=f"--demo: no trad demo is running in {tmp_path}"):
         use_demo(tmp_path)
+
+
+def test_every_field_but_the_two_flags_is_a_row_of_the_settings_table():
+    from dataclasses import fields
+
+    from trad.config import SETTINGS
+
+    names = [f.name for f in fields(Settings)]
+    assert [s.name for s in SETTINGS] == [n for n in names if n not in ("database_url_set", "redis_url_set")]
+    assert len({s.variable for s in SETTINGS}) == len(SETTINGS)
+    assert Settings.from_env({}) == Settings()  # unset variables: the table's defaults
+
+
+def readme_settings_table() -> str:
+    """The README's configuration table as the settings table in code writes it."""
+    from trad.config import SETTINGS
+
+    kinds = {int: "integer", float: "number", str: "text"}
+    rows = ["| variable | type | default | unit | meaning |", "|---|---|---|---|---|"]
+    for s in SETTINGS:
+        default = s.shown_default if s.default is None and s.shown is None else f"`{s.shown_default}`"
+        rows.append(f"| `{s.variable}` | {kinds[s.kind]} | {default} | {s.unit} | {s.help} |")
+    return "\n".join(rows) + "\n"
+
+
+def test_the_readme_configuration_table_is_the_settings_table():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("## Configuration"):]
+    table = section[section.index("| variable"):]
+    table = table[:table.index("\n\n") + 1]
+    assert table == readme_settings_table(), "replace README.md's table with:\n" + readme_settings_table()
+
+
+@pytest.mark.parametrize("variable", ["TRAD_JOB_TIMEOUT", "TRAD_BACKTEST_WAIT", "PORT", "TRAD_QUEUE", "TRAD_URL"])
+def test_each_variable_sets_its_field(variable):
+    from trad.config import SETTINGS
+
+    setting = next(s for s in SETTINGS if s.variable == variable)
+    value = {int: "7", float: "2.5", str: "http://x"}[setting.kind]
+    assert getattr(Settings.from_env({variable: value}), setting.name) == setting.kind(value)

@@ -124,3 +124,22 @@ def test_at_most_max_idle_connections_are_kept(pg_url):
         assert sum(not conn.closed for conn in held) == 2
     finally:
         db.close()
+
+
+def test_a_dict_holding_nan_or_infinity_is_stored_as_json_with_nulls(pg_url):
+    import numpy as np
+
+    db = Database(pg_url, max_connections=1)
+    try:
+        with db.connection() as conn, conn.cursor() as cur:
+            cur.execute("CREATE TEMP TABLE scores (metrics jsonb NOT NULL)")
+            cur.execute("INSERT INTO scores (metrics) VALUES (%s)",
+                        ({"sharpe": float("nan"), "profit_factor": float("inf"), "sortino": np.float64("-inf"),
+                          "trades": np.int64(3), "win_rate": 0.5, "folds": [float("nan"), 1.0]},))
+            cur.execute("SELECT metrics, metrics::text AS text FROM scores")
+            row = cur.fetchone()
+        assert row["metrics"] == {"sharpe": None, "profit_factor": None, "sortino": None, "trades": 3,
+                                  "win_rate": 0.5, "folds": [None, 1.0]}
+        assert "NaN" not in row["text"] and "Infinity" not in row["text"]
+    finally:
+        db.close()

@@ -5,11 +5,12 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import IO, Any
 
 import click
 
 from trad.config import DEMO_DIR, get_settings
-from trad.errors import TradError
+from trad.errors import TradError, first_line
 
 
 def _database():
@@ -164,14 +165,12 @@ def _services():
 @click.option("--name", "job_name")
 @click.option("--param", "params", multiple=True, help="NAME=VALUE, NAME=LOW:HIGH[:STEP] or NAME=A,B,C.")
 @click.option("--no-validation", is_flag=True, help="Skip walk-forward validation.")
-def train(json_file, params, no_validation, **flags) -> None:
+def train(json_file: IO[str] | None, params: tuple[str, ...], no_validation: bool, **flags: Any) -> None:
     """Start a training job; prints its id. Strategy, symbol and timeframe are needed (flags or
     --file); every missing or invalid field is named at once."""
-    import pydantic
-
     from trad.jobs.control import create_job
     from trad.jobs.requests import JobRequest
-    from trad.train_input import DEFAULT_OPTIMIZER, job_file, param_override, request_errors
+    from trad.train_input import DEFAULT_OPTIMIZER, job_file, param_override, validated
 
     body = job_file(json_file) if json_file else {}
     body.update({k: v for k, v in flags.items() if v is not None})
@@ -180,11 +179,7 @@ def train(json_file, params, no_validation, **flags) -> None:
         body["param_space"] = {**body.get("param_space", {}), **dict(map(param_override, params))}
     if no_validation:
         body["validation"] = {**body.get("validation", {}), "enabled": False}
-    try:
-        request = JobRequest.model_validate(body)
-    except pydantic.ValidationError as exc:
-        raise click.UsageError(request_errors(exc)) from None
-    row = create_job(*_services(), request)
+    row = create_job(*_services(), validated(JobRequest, body))
     click.echo(row["id"])
 
 
@@ -289,20 +284,15 @@ def cleanup(days: int | None) -> None:
 @click.option("--objective")
 @click.option("--no-validation", is_flag=True, help="Skip walk-forward validation.")
 @click.option("--force", is_flag=True, help="Train symbols already trained on their newest candle too.")
-def train_all(symbols: tuple[str, ...], no_validation: bool, force: bool, **flags) -> None:
+def train_all(symbols: tuple[str, ...], no_validation: bool, force: bool, **flags: Any) -> None:
     """Train every symbol, one job each, skipping those already trained on their newest candle."""
-    import pydantic
-
     from trad.jobs.batches import JobTemplate, start_training_batch
+    from trad.train_input import validated
 
     body = {k: v for k, v in flags.items() if v is not None}
     if no_validation:
         body["validation"] = {"enabled": False}
-    try:
-        template = JobTemplate.model_validate(body)
-    except pydantic.ValidationError as exc:
-        first = exc.errors()[0]
-        raise click.UsageError(f"{'.'.join(str(p) for p in first['loc']) or 'request'}: {first['msg']}") from None
+    template = validated(JobTemplate, body)
     started = start_training_batch(*_services(), template, list(symbols) or None, force)
     for job in started["jobs"]:
         click.echo(f"{job['job_id']:>6}  {job['symbol']}")
@@ -376,6 +366,5 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"error: Redis is not reachable: {exc}", err=True)
         sys.exit(1)
     except _loaded_error("psycopg2", "OperationalError") as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "connection failed"
-        click.echo(f"error: PostgreSQL is not reachable: {first_line}", err=True)
+        click.echo(f"error: PostgreSQL is not reachable: {first_line(exc, 'connection failed')}", err=True)
         sys.exit(1)

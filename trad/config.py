@@ -12,16 +12,14 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 from urllib.parse import quote
 
 from trad.errors import InvalidInput
 
-DEFAULT_DATABASE_URL = "postgresql://localhost/trad"
-DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 SERVER_VARIABLES = ("TRAD_DATABASE_URL", "TRAD_REDIS_URL", "DB_HOST", "DB_PORT", "DB_USER", "DB_PASSWORD",
                     "DB_NAME")
 DEMO_DIR = Path(".trad")  # `trad demo --data-dir` default, relative to where it was started
@@ -29,33 +27,67 @@ DEMO_FILE = "demo.json"
 DEMO_LOCK = "demo.lock"
 
 
+def _setting(variable: str, default: Any, help: str, unit: str = "", minimum: float | None = None,
+             shown: str | None = None) -> Any:
+    """One row of the settings table: the variable that sets a field, its default, unit and meaning
+    (`minimum`: the smallest number accepted; `shown`: the default as README.md words it)."""
+    return field(default=default, metadata={"variable": variable, "unit": unit, "help": help,
+                                            "minimum": minimum, "shown": shown})
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Every setting of trad; see the configuration table in README.md."""
+    """Every setting of trad, one field each: its type, variable, default, unit and meaning.
 
-    database_url: str = DEFAULT_DATABASE_URL
-    redis_url: str = DEFAULT_REDIS_URL
-    queue: str = "training"
-    redis_prefix: str = "trad:"
-    progress_interval: float = 5.0
-    api_token: str | None = None
-    max_configs: int = 10_000
-    retention_days: int = 30
-    port: int = 8000
-    host: str = "127.0.0.1"
-    job_timeout: int = 24 * 3600
-    ws_ping_interval: float = 15.0
-    backtest_max_candles: int = 2_000_000
-    backtest_max_pending: int = 16
-    backtest_wait: float = 30.0
-    web_url: str | None = None
-    database_url_set: bool = False
+    `SETTINGS` lists them as a table; README.md's configuration table is checked against it.
+    """
+
+    database_url: str = _setting(
+        "TRAD_DATABASE_URL", "postgresql://localhost/trad",
+        help="PostgreSQL (when unset, `DB_HOST`, `DB_PORT`, `DB_USER`, `DB_PASSWORD`, `DB_NAME` are honoured)")
+    redis_url: str = _setting("TRAD_REDIS_URL", "redis://localhost:6379/0", help="Redis for RQ and stop flags")
+    queue: str = _setting("TRAD_QUEUE", "training", help="RQ queue name")
+    redis_prefix: str = _setting("TRAD_REDIS_PREFIX", "trad:", help="prefix of trad's own Redis keys (stop flags)")
+    progress_interval: float = _setting(
+        "TRAD_PROGRESS_INTERVAL", 5.0, unit="seconds", minimum=0.0,
+        help="between throttled progress writes of one job")
+    api_token: str | None = _setting(
+        "TRAD_API_TOKEN", None,
+        help="when set, every /api, SSE and /rq request needs it (`Authorization: Bearer`, or cookie/`?token=` "
+             "for EventSource)")
+    max_configs: int = _setting(
+        "TRAD_MAX_CONFIGS", 10_000, unit="configurations", minimum=1,
+        help="largest grid one job may ask for (422 above)")
+    retention_days: int = _setting(
+        "TRAD_RETENTION_DAYS", 30, unit="days", minimum=0,
+        help="job history kept by `trad cleanup`")
+    job_timeout: int = _setting(
+        "TRAD_JOB_TIMEOUT", 24 * 3600, unit="seconds", minimum=1,
+        help="a worker lets one training job run")
+    backtest_max_candles: int = _setting(
+        "TRAD_BACKTEST_MAX_CANDLES", 2_000_000, unit="candles", minimum=2,
+        help="most one ad-hoc backtest may read (422 above)")
+    backtest_max_pending: int = _setting(
+        "TRAD_BACKTEST_MAX_PENDING", 16, unit="backtests", minimum=1,
+        help="ad-hoc ones queued or running at once (429 above)")
+    backtest_wait: float = _setting(
+        "TRAD_BACKTEST_WAIT", 30.0, unit="seconds", minimum=1.0,
+        help="the web app waits for a worker to finish one (503 after)")
+    host: str = _setting("TRAD_HOST", "127.0.0.1", help="address the web server binds (set `0.0.0.0` to expose it)")
+    ws_ping_interval: float = _setting(
+        "TRAD_WS_PING_INTERVAL", 15.0, unit="seconds", minimum=0.1,
+        help="between the WebSocket feed's pings; a client that has not answered one by the next is closed")
+    port: int = _setting("PORT", 8000, minimum=1, help="web port")
+    web_url: str | None = _setting(
+        "TRAD_URL", None, shown="http://TRAD_HOST:PORT",
+        help="where `trad watch` finds the web app (beside a running demo: the demo's)")
+    database_url_set: bool = False  # TRAD_DATABASE_URL or DB_* named one (not the default)
     redis_url_set: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, demo: "DemoServers | None" = None,
                  demo_wins: bool = False) -> "Settings":
-        """Read the TRAD_* variables (and PORT, DB_* parts); unset ones keep their defaults.
+        """Read the variables of `SETTINGS` (and the DB_* parts); unset ones keep their defaults.
 
         With `demo` (a running demo's servers) and none of SERVER_VARIABLES set, its database,
         Redis, queue, key prefix and web URL are used, each unless its own variable is set;
@@ -64,31 +96,64 @@ class Settings:
         env = os.environ if env is None else env
         if demo is not None and (demo_wins or not any(env.get(name) for name in SERVER_VARIABLES)):
             env = {**env, **demo.variables(keep={} if demo_wins else env)}
+        values = {setting.name: setting.read(env) for setting in SETTINGS}
         database_url = env.get("TRAD_DATABASE_URL") or _database_url_from_parts(env)
-        return cls(
-            database_url=database_url or DEFAULT_DATABASE_URL,
-            redis_url=env.get("TRAD_REDIS_URL") or DEFAULT_REDIS_URL,
-            queue=env.get("TRAD_QUEUE") or "training",
-            redis_prefix=env.get("TRAD_REDIS_PREFIX") or "trad:",
-            progress_interval=_number(env, "TRAD_PROGRESS_INTERVAL", 5.0, float, minimum=0.0),
-            api_token=env.get("TRAD_API_TOKEN") or None,
-            max_configs=_number(env, "TRAD_MAX_CONFIGS", 10_000, int, minimum=1),
-            retention_days=_number(env, "TRAD_RETENTION_DAYS", 30, int, minimum=0),
-            port=_number(env, "PORT", 8000, int, minimum=1),
-            host=env.get("TRAD_HOST") or "127.0.0.1",
-            job_timeout=_number(env, "TRAD_JOB_TIMEOUT", 24 * 3600, int, minimum=1),
-            ws_ping_interval=_number(env, "TRAD_WS_PING_INTERVAL", 15.0, float, minimum=0.1),
-            backtest_max_candles=_number(env, "TRAD_BACKTEST_MAX_CANDLES", 2_000_000, int, minimum=2),
-            backtest_max_pending=_number(env, "TRAD_BACKTEST_MAX_PENDING", 16, int, minimum=1),
-            backtest_wait=_number(env, "TRAD_BACKTEST_WAIT", 30.0, float, minimum=1.0),
-            web_url=env.get("TRAD_URL") or None,
-            database_url_set=bool(database_url),
-            redis_url_set=bool(env.get("TRAD_REDIS_URL")),
-        )
+        if database_url:
+            values["database_url"] = database_url
+        return cls(**values, database_url_set=bool(database_url), redis_url_set=bool(env.get("TRAD_REDIS_URL")))
 
     def with_(self, **changes: object) -> "Settings":
         """A copy with some settings changed (tests, the embedded demo)."""
         return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A row of the settings table: a field of Settings and the variable that sets it."""
+
+    name: str
+    variable: str
+    kind: type
+    default: Any
+    unit: str
+    help: str
+    minimum: float | None
+    shown: str | None
+
+    @property
+    def shown_default(self) -> str:
+        """The default as README.md shows it: `5` for 5.0, `86400` for a day of seconds, `unset` for None."""
+        if self.shown is not None:
+            return self.shown
+        if self.default is None:
+            return "unset"
+        return f"{self.default:g}" if self.kind is float else str(self.default)
+
+    def read(self, env: Mapping[str, str]) -> Any:
+        """The value `env` gives (unset or empty: the default); a bad number is an error naming the variable."""
+        raw = env.get(self.variable)
+        if raw is None or raw == "":
+            return self.default
+        if self.kind is str:
+            return raw
+        try:
+            value = self.kind(raw)
+        except ValueError:
+            raise InvalidInput.field(self.variable, f"{raw!r} is not a valid {self.kind.__name__}") from None
+        if self.minimum is not None and value < self.minimum:
+            raise InvalidInput.field(self.variable, f"{raw!r} must be >= {self.minimum}")
+        return value
+
+
+def _settings_table() -> tuple[Setting, ...]:
+    """Settings' fields that a variable sets, in order, with their type (int, float or str)."""
+    kinds = {"int": int, "float": float, "str": str, "str | None": str}
+    return tuple(Setting(f.name, f.metadata["variable"], kinds[f.type], f.default, f.metadata["unit"],
+                         f.metadata["help"], f.metadata["minimum"], f.metadata["shown"])
+                 for f in fields(Settings) if "variable" in f.metadata)
+
+
+SETTINGS = _settings_table()
 
 
 def _database_url_from_parts(env: Mapping[str, str]) -> str | None:
@@ -105,20 +170,6 @@ def _database_url_from_parts(env: Mapping[str, str]) -> str | None:
     host = parts["HOST"] or "localhost"
     port = f":{parts['PORT']}" if parts["PORT"] else ""
     return f"postgresql://{auth}{host}{port}/{parts['NAME'] or 'trad'}"
-
-
-def _number(env: Mapping[str, str], name: str, default, kind, minimum):
-    """Parse a numeric variable; a bad value is a clear error naming the variable."""
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise InvalidInput.field(name, f"{raw!r} is not a valid {kind.__name__}") from None
-    if value < minimum:
-        raise InvalidInput.field(name, f"{raw!r} must be >= {minimum}")
-    return value
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,15 @@ thrown away, never handed out again.
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import os
 import select
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -41,8 +44,32 @@ def leave_to_parent(resource: object) -> None:
         _inherited_from_parent.append(resource)
 
 
+def json_safe(value: Any) -> Any:
+    """A JSON-able copy: numpy scalars → Python numbers, NaN and ±inf → None, dates → ISO text."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if hasattr(value, "item") and callable(value.item):  # numpy scalar
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    return value
+
+
+class SafeJson(psycopg2.extras.Json):
+    """psycopg2's Json adapter over `json_safe`: PostgreSQL's jsonb accepts no NaN or Infinity."""
+
+    def dumps(self, obj: Any) -> str:
+        return json.dumps(json_safe(obj), allow_nan=False)
+
+
 def register_adapters() -> None:
-    """Let numpy scalars and dicts pass as query parameters (once per process)."""
+    """Let numpy scalars and dicts (as `SafeJson`) pass as query parameters (once per process)."""
     global _adapters_registered
     if _adapters_registered:
         return
@@ -53,7 +80,7 @@ def register_adapters() -> None:
     for kind in (np.int64, np.int32, np.int16, np.int8, np.uint32, np.uint64):
         psycopg2.extensions.register_adapter(kind, lambda v: psycopg2.extensions.AsIs(int(v)))
     psycopg2.extensions.register_adapter(np.bool_, lambda v: psycopg2.extensions.AsIs(bool(v)))
-    psycopg2.extensions.register_adapter(dict, psycopg2.extras.Json)
+    psycopg2.extensions.register_adapter(dict, SafeJson)
     _adapters_registered = True
 
 

@@ -39,7 +39,7 @@ from trad.config import DEMO_DIR, DEMO_LOCK, DemoServers, Settings, remove_demo_
 from trad.demo_job import (DEMO_SYMBOLS, JOB_SYMBOL, DemoJob, demo_candles_summary, demo_job_request,
                            load_demo_candles, size_demo_job)
 from trad.embedded import Child, EmbeddedPostgres, EmbeddedRedis, stop_children
-from trad.errors import InvalidInput, ServiceUnavailable
+from trad.errors import InvalidInput, ServiceUnavailable, first_line
 
 STARTUP_TIMEOUT = 60.0
 JOB_STOP_TIMEOUT = 5.0  # seconds the demo's jobs get to stop on their own before the worker goes
@@ -255,7 +255,7 @@ class Demo:
             try:
                 step()
             except Exception as exc:  # keep going: the servers must stop whatever else failed
-                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                reason = first_line(exc)
                 say(f"warning: stopping {name}: {reason}", err=True)
 
     def stop_jobs(self, timeout: float = JOB_STOP_TIMEOUT) -> None:

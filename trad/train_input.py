@@ -4,11 +4,16 @@ verdict on it turned into one line that names every bad field (and its flag)."""
 from __future__ import annotations
 
 import json
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import click
+import pydantic
 
-DEFAULT_OPTIMIZER = "bayesian"  # a convenience of `trad train` (as of train-all): the API asks for one
+from trad.errors import TradError
+from trad.training.batch import DEFAULT_OPTIMIZER  # a convenience of `trad train` as of train-all: the API asks for one
+
+Model = TypeVar("Model", bound=pydantic.BaseModel)
+
 TRAIN_FLAGS = {"strategy": "--strategy", "symbol": "--symbol", "timeframe": "--timeframe", "optimizer": "--optimizer",
                "n_iterations": "--iterations", "objective": "--objective", "n_jobs": "--n-jobs", "seed": "--seed",
                "job_name": "--name"}
@@ -56,7 +61,15 @@ def job_file(handle: IO[str]) -> dict[str, Any]:
     return body
 
 
-def request_errors(exc: Any) -> str:
+def validated(model: type[Model], body: dict[str, Any]) -> Model:
+    """`body` as a `model` request, or a usage error naming every bad field (and its flag)."""
+    try:
+        return model.model_validate(body)
+    except pydantic.ValidationError as exc:
+        raise click.UsageError(request_errors(exc)) from None
+
+
+def request_errors(exc: pydantic.ValidationError) -> str:
     """Every field pydantic refused, in one line: `field (--flag): issue; …`.
 
     A value that may take several shapes (a `--param` override: a number, a range, choices) is
@@ -76,8 +89,8 @@ def request_errors(exc: Any) -> str:
     for field, members in shapes.items():
         fitting = [issues for issues in members.values() if all(message for _, message in issues)]
         plain += min(fitting, key=len) if fitting else [(field, "not a value, range or choices it can take")]
-    return "; ".join(f"{where}{f' ({TRAIN_FLAGS[where]})' if where in TRAIN_FLAGS else ''}: {message}"
-                     for where, message in plain)
+    return TradError.describe([{"field": f"{where} ({TRAIN_FLAGS[where]})" if where in TRAIN_FLAGS else where,
+                                "issue": message} for where, message in plain])
 
 
 def _union_member(part: str) -> bool:

@@ -186,6 +186,16 @@ def test_strategies_describe_their_parameter_spaces(client):
     assert "sharpe" in body["objectives"]
 
 
+def test_strategies_report_the_grid_step_a_search_uses(client):
+    from trad.optimize import build_search_space
+    from trad.strategies import get_strategy
+
+    for strategy in client.get("/api/v1/strategies").get_json()["strategies"]:
+        space = {d.name: d for d in build_search_space(get_strategy(strategy["name"]))}
+        for param in strategy["params"]:
+            assert param["step"] == space[param["name"]].grid_step, (strategy["name"], param["name"])
+
+
 def test_job_rows_carry_every_column_of_the_table(client, db, candles_of):
     from trad.api.schemas import JobRow
 

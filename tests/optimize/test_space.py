@@ -58,6 +58,19 @@ def test_float_without_step_is_continuous_and_gridded_at_a_tenth():
     assert dimension.grid_values() == (0.0, 0.03, 0.06, 0.09, 0.12, 0.15, 0.18, 0.21, 0.24, 0.27, 0.3)
 
 
+@pytest.mark.parametrize("low, high, step", [(0.0, 0.3, 0.03), (0.1, 0.7, 0.06), (0.05, 1.0, 0.095),
+                                             (1.0, 4.0, 0.3), (-2.5, 7.3, 0.98)])
+def test_the_step_a_strategy_reports_is_the_one_its_grid_uses(low, high, step):
+    class Smooth(Strategy):
+        name = "smooth"
+        param_space = ParamSpace(Param("x", "float", low, high, default=low), Param("n", "int", 1, 9, default=3))
+
+    reported = {p["name"]: p["step"] for p in Smooth.param_space.to_list()}  # as /api/v1/strategies shows them
+    space = build_search_space(Smooth)
+    assert reported == {d.name: d.grid_step for d in space} == {"x": step, "n": 1}
+    assert space[0].is_continuous  # for random and Bayesian search; the step is the grid's
+
+
 def test_choices_and_fixed_values():
     space = build_search_space(Toy, {"fast": {"choices": [20, 10, 10]}, "slow": 60, "mode": "c",
                                      "ratio": {"choices": [0.5]}})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask_openapi3 import APIBlueprint, Tag
 
 from trad.api.jobs import SECURITY
@@ -17,7 +19,7 @@ bp = APIBlueprint("batch", __name__, url_prefix="/api/v1/training", abp_tags=[Ta
 
 
 @bp.post("/train-all", responses={202: BatchStarted, **errors(400, 409, 413, 415)})
-def train_all(query: TrainAllQuery, body: TrainAllRequest):
+def train_all(query: TrainAllQuery, body: TrainAllRequest) -> tuple[dict[str, Any], int]:
     """Start a batch: one job per symbol, skipping symbols already trained on their newest candle."""
     svc = services()
     started = start_training_batch(svc.db, svc.redis, svc.settings, body.template, body.symbols, query.force)
@@ -25,13 +27,13 @@ def train_all(query: TrainAllQuery, body: TrainAllRequest):
 
 
 @bp.get("/progress", responses={200: BatchProgress})
-def progress():
+def progress() -> dict[str, Any]:
     """Progress of the newest batch."""
     return shaped(BatchProgress, batch_progress(services().db))
 
 
 @bp.post("/cancel", responses={200: CancelResult})
-def cancel(query: CancelQuery):
+def cancel(query: CancelQuery) -> dict[str, Any]:
     """Cancel the running batch: stop its queued and running jobs (`now`), or only its queued ones,
     letting the running jobs finish (`after_current`)."""
     svc = services()
@@ -39,7 +41,7 @@ def cancel(query: CancelQuery):
 
 
 @bp.get("/symbols", responses={200: SymbolList})
-def symbols():
+def symbols() -> dict[str, Any]:
     """Symbols with candles: per timeframe, how many and from when to when."""
     with services().db.connection() as conn:
         rows = candle_summary(conn)

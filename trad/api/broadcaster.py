@@ -31,7 +31,7 @@ import psycopg2
 from trad.api.events import JobEvent, RowText, Subscription, deletion_event, job_event, log_events, reset_event
 from trad.api.history import REPLAY_JOBS, JobHistory
 from trad.db import close_quietly, connect, readable
-from trad.errors import ServiceUnavailable
+from trad.errors import ServiceUnavailable, first_line
 from trad.store import job_log
 
 log = logging.getLogger(__name__)
@@ -170,8 +170,7 @@ class Broadcaster:
 
     def _pause(self, failures: int, exc: Exception) -> int:
         delay = RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)]
-        log.warning("job listener lost PostgreSQL (%s); reconnecting in %.1f s",
-                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, delay)
+        log.warning("job listener lost PostgreSQL (%s); reconnecting in %.1f s", first_line(exc), delay)
         self._stopping.wait(delay)
         return failures + 1
 

@@ -116,9 +116,7 @@ def _http_error(exc: HTTPException) -> Response:
 def validation_error_response(exc: ValidationError) -> Response:
     """pydantic's errors as 422 VALIDATION_ERROR with one detail per bad field."""
     details = validation_details(exc)
-    shown = "; ".join(f"{d['field']}: {d['issue']}" for d in details[:5])
-    more = f" (and {len(details) - 5} more)" if len(details) > 5 else ""
-    return error_response(422, InvalidInput.code, f"invalid input: {shown}{more}", details)
+    return error_response(422, InvalidInput.code, f"invalid input: {InvalidInput.describe(details, most=5)}", details)
 
 
 def validation_details(exc: ValidationError) -> list[dict[str, str]]:

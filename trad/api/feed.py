@@ -32,7 +32,7 @@ import json
 import socket
 import time
 from collections import deque
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from flask import Blueprint, Response, request
 
@@ -53,9 +53,9 @@ FRAME_CACHE = 4096
 feed_blueprint = Blueprint("feed", __name__)
 
 
-def feed_route(rule: str):
+def feed_route(rule: str) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
     """The route of a feed: for WebSocket handshakes, and for plain GETs (answered 426 by the view)."""
-    def register(view):
+    def register(view: Callable[..., Response]) -> Callable[..., Response]:
         for websocket in (True, False):
             feed_blueprint.add_url_rule(rule, view.__name__, view, methods=["GET"], websocket=websocket)
         return view

@@ -53,7 +53,7 @@ def queue_state(svc: Services) -> tuple[list[dict[str, Any]], int | None]:
 
 
 @bp.get("", responses={200: Health, 503: Health})
-def health():
+def health() -> tuple[dict[str, Any], int]:
     """200 when PostgreSQL and Redis both answer, else 503 with the same shape."""
     svc = services()
     database = timed_check("PostgreSQL", lambda: ping_database(svc))

@@ -35,7 +35,7 @@ def metric_series(rows: Iterable[Mapping[str, Any]]) -> dict[str, list]:
 
 
 @bp.post("", responses={201: JobRow, **errors(400, 413, 415)})
-def create_job(body: JobRequest):
+def create_job(body: JobRequest) -> tuple[dict[str, Any], int, dict[str, str]]:
     """Create a training job: check it, insert it `queued` and enqueue it."""
     svc = services()
     row = control.create_job(svc.db, svc.redis, svc.settings, body)
@@ -43,7 +43,7 @@ def create_job(body: JobRequest):
 
 
 @bp.get("", responses={200: JobPage})
-def list_jobs(query: JobListQuery):
+def list_jobs(query: JobListQuery) -> dict[str, Any]:
     """A page of jobs, newest first, optionally of one status (`page`/`page_size` or `limit`/`offset`)."""
     offset, limit = query.rows
     with services().db.connection() as conn:
@@ -52,13 +52,13 @@ def list_jobs(query: JobListQuery):
 
 
 @bp.get("/<int:job_id>", responses={200: JobRow, **errors(404)})
-def get_job(path: JobPath):
+def get_job(path: JobPath) -> dict[str, Any]:
     """One job's row."""
     return shaped(JobRow, control.get_job_or_404(services().db, path.job_id))
 
 
 @bp.get("/<int:job_id>/progress", responses={200: JobProgress, **errors(404)})
-def get_progress(path: JobPath):
+def get_progress(path: JobPath) -> dict[str, Any]:
     """One job's progress: step, episode and candle level."""
     with services().db.connection() as conn:
         row = job_progress(conn, path.job_id)
@@ -68,14 +68,14 @@ def get_progress(path: JobPath):
 
 
 @bp.post("/<int:job_id>/stop", responses={200: JobRow, **errors(404, 409)})
-def stop_job(path: JobPath):
+def stop_job(path: JobPath) -> dict[str, Any]:
     """Stop a job: a queued one at once, a running one within seconds; 409 if it has ended."""
     svc = services()
     return shaped(JobRow, control.stop_job(svc.db, svc.redis, svc.settings, path.job_id))
 
 
 @bp.delete("/<int:job_id>", responses={204: None, **errors(404)})
-def delete_job(path: JobPath):
+def delete_job(path: JobPath) -> tuple[str, int]:
     """Delete a job with its metrics and logs (stopping it first); its trained configurations stay."""
     svc = services()
     control.delete_job(svc.db, svc.redis, svc.settings, path.job_id)
@@ -83,14 +83,14 @@ def delete_job(path: JobPath):
 
 
 @bp.post("/<int:job_id>/resume", responses={200: JobRow, **errors(404, 409)})
-def resume_job(path: JobPath):
+def resume_job(path: JobPath) -> dict[str, Any]:
     """Queue a stopped or failed job again; what it already evaluated is not evaluated again."""
     svc = services()
     return shaped(JobRow, control.resume_job(svc.db, svc.redis, svc.settings, path.job_id))
 
 
 @bp.get("/<int:job_id>/logs", responses={200: LogPage, **errors(404)})
-def get_logs(path: JobPath, query: LogQuery):
+def get_logs(path: JobPath, query: LogQuery) -> dict[str, Any]:
     """A page of a job's log lines, oldest first (`page`/`page_size` or `limit`/`offset`)."""
     db = services().db
     control.get_job_or_404(db, path.job_id)
@@ -102,7 +102,7 @@ def get_logs(path: JobPath, query: LogQuery):
 
 
 @bp.get("/<int:job_id>/metrics", responses={200: MetricSeries, **errors(404)})
-def get_metrics(path: JobPath, query: MetricQuery):
+def get_metrics(path: JobPath, query: MetricQuery) -> dict[str, Any]:
     """Series for charts: score and running best score per iteration, with the parameters tried.
 
     All of them by default; `?after_iteration=N` only those after N (pass the last answer's

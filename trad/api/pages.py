@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from flask import Flask, Response, current_app, jsonify, redirect, request, send_from_directory
+from werkzeug.wrappers import Response as BaseResponse
 
 FRONTEND_DIR = Path(__file__).resolve().parent.parent.parent / "frontend"
 SWAGGER_UI = "/docs/swagger"
@@ -38,24 +39,24 @@ def register(app: Flask) -> None:
     app.add_url_rule("/static/favicon.ico", "static_favicon", favicon)
 
 
-def dashboard():
+def dashboard() -> Response | str:
     """The dashboard (frontend/index.html), or a page of links when it is not installed."""
     if (FRONTEND_DIR / "index.html").is_file():
         return send_from_directory(FRONTEND_DIR, "index.html")
     return PLACEHOLDER
 
 
-def favicon():
+def favicon() -> Response:
     """The dashboard's icon, for pages that ask for /static/favicon.ico."""
     return send_from_directory(FRONTEND_DIR, "favicon.svg", mimetype="image/svg+xml")
 
 
-def docs():
+def docs() -> BaseResponse:
     """Swagger UI, served from the plugin's bundled files."""
     return redirect(SWAGGER_UI)
 
 
-def redoc():
+def redoc() -> BaseResponse:
     """ReDoc, served from the plugin's bundled files."""
     return redirect(REDOC)
 
@@ -67,6 +68,6 @@ def keep_docs_on_this_server(response: Response) -> Response:
     return response
 
 
-def openapi_json():
+def openapi_json() -> Response:
     """The OpenAPI 3.1 document generated from the routes and their pydantic models."""
     return jsonify(current_app.api_doc)

@@ -7,6 +7,8 @@ worker do it (trad.jobs.backtests), so no request here holds the web process's C
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Response
 from flask_openapi3 import APIBlueprint, Tag
 
@@ -28,7 +30,7 @@ CSV_HEADERS = "text/csv; charset=utf-8"
 
 
 @bp.get("/trained-configurations", responses={200: ConfigurationPage})
-def list_trained_configurations(query: ConfigurationQuery):
+def list_trained_configurations(query: ConfigurationQuery) -> dict[str, Any]:
     """Saved winners, newest first, with their walk-forward summary and the candles they were trained on."""
     with services().db.connection() as conn:
         rows, total = list_configurations(conn, symbol=query.symbol, strategy=query.strategy,
@@ -39,7 +41,7 @@ def list_trained_configurations(query: ConfigurationQuery):
 
 
 @bp.get("/training-jobs/<int:job_id>/backtest", responses={200: BacktestView, **errors(404, 409)})
-def job_backtest(path: JobPath, query: BacktestQuery):
+def job_backtest(path: JobPath, query: BacktestQuery) -> Response | dict[str, Any]:
     """The best configuration's backtest on the job's candles.
 
     Stored when the job saved its configuration, so it outlives the job: metrics, equity and
@@ -50,13 +52,13 @@ def job_backtest(path: JobPath, query: BacktestQuery):
 
 
 @bp.get("/backtests/<int:backtest_id>", responses={200: BacktestView, **errors(404)})
-def get_backtest(path: BacktestPath, query: BacktestQuery):
+def get_backtest(path: BacktestPath, query: BacktestQuery) -> Response | dict[str, Any]:
     """A stored backtest: a trained configuration's (its job may be gone) or an ad-hoc one (kept a day)."""
     return _backtest_response(path.backtest_id, query)
 
 
 @bp.post("/backtests", responses={201: BacktestView, **errors(400, 413, 415, 429)})
-def create_backtest(body: BacktestRequest):
+def create_backtest(body: BacktestRequest) -> tuple[Response | dict[str, Any], int, dict[str, str]]:
     """Backtest one configuration now, in a worker.
 
     The web process never runs it: 422 beyond TRAD_BACKTEST_MAX_CANDLES candles, 429 when
@@ -70,7 +72,7 @@ def create_backtest(body: BacktestRequest):
 
 
 @bp.get("/backtests/<int:backtest_id>/candles", responses={200: CandleWindow, **errors(404)})
-def backtest_candles(path: BacktestPath, query: CandleQuery):
+def backtest_candles(path: BacktestPath, query: CandleQuery) -> dict[str, Any]:
     """A range of the backtest's candles as bars, with the trades open then.
 
     At most `max_bars` bars between `start` and `end`: the candles themselves, or merged when the
@@ -85,7 +87,7 @@ def backtest_candles(path: BacktestPath, query: CandleQuery):
 
 
 @bp.get("/training-jobs/<int:job_id>/analysis", responses={200: SearchAnalysis, **errors(404)})
-def job_analysis(path: JobPath):
+def job_analysis(path: JobPath) -> dict[str, Any]:
     """The shape of the job's search, from its recorded evaluations.
 
     Per parameter the score against its value (slices), each parameter's share of the score's
@@ -97,7 +99,7 @@ def job_analysis(path: JobPath):
     return shaped(SearchAnalysis, analysis_of_job(db, row))
 
 
-def _backtest_response(backtest_id: int, query: BacktestQuery):
+def _backtest_response(backtest_id: int, query: BacktestQuery) -> Response | dict[str, Any]:
     """A stored backtest with one page of trades, or every trade of the chosen list as CSV."""
     db = services().db
     with db.connection() as conn:

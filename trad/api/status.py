@@ -3,6 +3,8 @@ queue's length, running and queued job counts, the running jobs, the current bat
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask_openapi3 import APIBlueprint, Tag
 
 from trad.api.health import queue_state
@@ -19,7 +21,7 @@ bp = APIBlueprint("status", __name__, url_prefix="/api/v1/training", abp_tags=[T
 
 
 @bp.get("/status", responses={200: TrainingStatus})
-def training_status():
+def training_status() -> dict[str, Any]:
     """Workers (state, the job each runs, last heartbeat), queue length, job counts, running jobs, the batch.
 
     RQ says which run a worker works on; the job is the one whose current run that is. 503 when

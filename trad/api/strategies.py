@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import get_args
+from typing import Any, get_args
 
 from flask_openapi3 import APIBlueprint, Tag
 
@@ -14,7 +14,7 @@ bp = APIBlueprint("strategies", __name__, url_prefix="/api/v1/strategies", abp_t
                   abp_security=[{"bearer": []}], abp_responses=errors(401, 422, 500))
 
 
-def describe(name: str) -> dict:
+def describe(name: str) -> dict[str, Any]:
     """A strategy with its parameter space and defaults."""
     strategy = STRATEGIES[name]
     doc = (strategy.__doc__ or "").strip().splitlines()
@@ -23,7 +23,7 @@ def describe(name: str) -> dict:
 
 
 @bp.get("", responses={200: StrategyList})
-def list_strategies():
+def list_strategies() -> dict[str, Any]:
     """Strategies with their parameter spaces and defaults, and the optimizers, objectives and timeframes."""
     return shaped(StrategyList, {"strategies": [describe(n) for n in strategy_names()],
                                  "optimizers": list(get_args(OptimizerName)),

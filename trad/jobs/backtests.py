@@ -123,7 +123,7 @@ def check_backtest_request(db: Database, settings: Settings, request: BacktestRe
             details += _size_issues(conn, settings, request, next(s for s in spans if s["timeframe"] == request.timeframe))
     details += issues
     if details:
-        raise InvalidInput("; ".join(f"{d['field']}: {d['issue']}" for d in details), details)
+        raise InvalidInput.fields(details)
 
 
 def _size_issues(conn: Any, settings: Settings, request: BacktestRequest, span: dict) -> list[dict[str, str]]:

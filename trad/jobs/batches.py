@@ -54,7 +54,7 @@ def job_requests(plan: BatchPlan, template: JobTemplate, max_configs: int) -> di
                     details.append(moved)
         requests[symbol] = request
     if details:
-        raise InvalidInput("; ".join(f"{d['field']}: {d['issue']}" for d in details), details)
+        raise InvalidInput.fields(details)
     return requests
 
 

@@ -20,6 +20,7 @@ from trad.jobs.queue import REDIS_ERRORS, enqueue_run, kill_run, new_run_id, set
 from trad.jobs.requests import JobRequest, check_job_request
 from trad.store import jobs as job_store
 from trad.store.candles import candle_summary, count_candles
+from trad.training.steps import job_steps
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def create_job(db: Database, redis: redis_lib.Redis, settings: Settings, request
             conn, id=job_id, job_name=request.default_name(), strategy=request.strategy,
             symbol=request.symbol, timeframe=request.timeframe, optimizer=request.optimizer,
             objective=request.objective, config=config.to_dict(), batch_id=batch_id,
-            rq_job_id=new_run_id(job_id), total_steps=4 if config.validation.enabled else 3)
+            rq_job_id=new_run_id(job_id), total_steps=len(job_steps(config.validation.enabled)))
     try:
         enqueue_run(redis, settings, job_id, row["rq_job_id"])
     except REDIS_ERRORS as exc:

@@ -32,6 +32,7 @@ import psycopg2
 import psycopg2.errors
 
 from trad.db import close_quietly, connect, leave_to_parent
+from trad.errors import first_line
 from trad.jobs.stop_flags import UNKNOWN_RUN, StopFlag
 from trad.store import jobs as job_store
 from trad.store.backtests import insert_backtest
@@ -326,7 +327,7 @@ class JobProgress:
         if now - self._last_warning >= self.log_interval:
             self._last_warning = now
             log.warning("job %s: progress not written, will retry: %s", self.job_id,
-                        str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+                        first_line(exc))
 
     def _log_progress(self) -> None:
         """Once per log_interval: `25.6 % (Optimization 1.2 %) episode 3/40 · candle 12,000/20,000

@@ -212,7 +212,7 @@ def check_job_request(request: JobRequest, candle_ranges: list[dict[str, Any]], 
         config, window_issues = _fitted_windows(request, config, candle_ranges)
         details += window_issues
     if details:
-        raise InvalidInput("; ".join(f"{d['field']}: {d['issue']}" for d in details), details)
+        raise InvalidInput.fields(details)
     return config
 
 

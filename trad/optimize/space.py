@@ -9,8 +9,8 @@ and every value must lie inside the strategy's own bounds.
 Grid values of a range are low, low+step, … up to high (high included when it falls on
 a step). Float steps are done in decimal arithmetic on values rounded to 12 significant
 digits, so 0.1 + 0.2 gives 0.3, never 0.30000000000000004. A float parameter without a
-declared step is continuous for random and Bayesian search, and gridded at a tenth of
-its range.
+declared step is continuous for random and Bayesian search, and gridded at
+`default_grid_step` (a tenth of its range), the step /api/v1/strategies reports.
 """
 
 from __future__ import annotations
@@ -25,12 +25,11 @@ from decimal import Decimal
 from typing import Any, NoReturn
 
 from trad.errors import InvalidInput
-from trad.strategies.base import Param, Strategy
+from trad.strategies.base import Param, Strategy, default_grid_step
 
 Constraint = Callable[[Mapping[str, Any]], "str | None"]
 """Why a configuration's values cannot go together, or None (Strategy.constraint_violation)."""
 
-GRID_STEPS_OF_CONTINUOUS = 10
 _RANGE_KEYS = frozenset({"low", "high", "step"})
 _ABSENT = object()
 
@@ -58,12 +57,10 @@ class Dimension:
 
     @property
     def grid_step(self) -> float | None:
-        """The step of the grid over a range (a tenth of the range when none is declared)."""
+        """The step of the grid over a range (`default_grid_step` when none is declared)."""
         if self.choices:
             return None
-        if self.step is not None:
-            return self.step
-        return float(_decimal((self.high - self.low) / GRID_STEPS_OF_CONTINUOUS))
+        return self.step if self.step is not None else default_grid_step(self.kind, self.low, self.high)
 
     @cached_property
     def size(self) -> int:
@@ -125,8 +122,7 @@ def build_search_space(strategy_cls: type[Strategy],
             details.extend({"field": f"param_space.{param.name}", "issue": d["issue"]}
                            for d in error.details)
     if details:
-        issues = "; ".join(f"{d['field']}: {d['issue']}" for d in details)
-        raise InvalidInput(f"invalid param_space: {issues}", details)
+        raise InvalidInput.fields(details, about="invalid param_space")
     return space
 
 
@@ -158,7 +154,7 @@ def _range_dimension(param: Param, spec: Mapping[str, Any]) -> Dimension:
         _fail(f"low ({low:g}) must be <= high ({high:g})")
     step = spec.get("step", param.step)
     if step is None and param.kind == "int":
-        step = 1
+        step = default_grid_step(param.kind, low, high)
     if step is not None:
         if not _is_number(step) or not math.isfinite(step) or step <= 0:
             _fail(f"step must be a number > 0, got {step!r}")

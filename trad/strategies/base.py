@@ -21,6 +21,15 @@ from trad.strategies.progress import CandleCallback
 
 PARAM_KINDS = ("int", "float", "categorical")
 BOUND_TOLERANCE = 1e-9
+GRID_STEPS_OF_CONTINUOUS = 10
+
+
+def default_grid_step(kind: str, low: float, high: float) -> float:
+    """The grid step of a range that declares none: 1 for an int, a tenth of the range (to 12
+    significant digits) for a float. Random and Bayesian search draw any value of such a float range."""
+    if kind == "int":
+        return 1
+    return float(format((high - low) / GRID_STEPS_OF_CONTINUOUS, ".12g"))
 
 
 @dataclass(frozen=True)
@@ -46,12 +55,10 @@ class Param:
 
     @property
     def grid_step(self) -> float | None:
-        """The grid step: the declared one, else 1 for ints and a tenth of the range for floats."""
+        """The grid step: the declared one, else `default_grid_step`."""
         if self.kind == "categorical":
             return None
-        if self.step is not None:
-            return self.step
-        return 1 if self.kind == "int" else (self.high - self.low) / 10
+        return self.step if self.step is not None else default_grid_step(self.kind, self.low, self.high)
 
     def validate(self, value: Any) -> Any:
         """Coerce `value` to this parameter's type and check it; raises InvalidInput."""
@@ -187,8 +194,7 @@ class Strategy:
             if violation:
                 details.append({"field": "params", "issue": violation})
         if details:
-            issues = "; ".join(f"{d['field']}: {d['issue']}" for d in details)
-            raise InvalidInput(f"invalid parameters for {cls.name}: {issues}", details)
+            raise InvalidInput.fields(details, about=f"invalid parameters for {cls.name}")
         return clean
 
     @classmethod

@@ -68,7 +68,7 @@ def is_current(configuration: Mapping[str, Any] | None, last_candle: datetime) -
     return bool(configuration and configuration.get("data_end") and configuration["data_end"] >= last_candle)
 
 
-def plan_batch(conn, *, strategy: str, timeframe: str | None, symbols: list[str] | None,
+def plan_batch(conn: Any, *, strategy: str, timeframe: str | None, symbols: list[str] | None,
                force: bool) -> BatchPlan:
     """Pick the batch's symbols (default: every symbol with candles of the timeframe) and the skips."""
     summary = candle_summary(conn)
@@ -99,7 +99,7 @@ def _symbols_with_candles(ranges: Mapping[str, list[dict]], timeframe: str,
     details = [{"field": f"symbols.{i}", "issue": f"no {timeframe} candles of {s}"}
                for i, s in enumerate(symbols) if s not in has]
     if details:
-        raise InvalidInput("; ".join(f"{d['field']}: {d['issue']}" for d in details), details)
+        raise InvalidInput.fields(details)
     return list(dict.fromkeys(symbols))
 
 

@@ -272,16 +272,13 @@ class JobForecast:
 
 
 def format_eta(seconds: float, compact: bool = False) -> str:
-    """41 → '41 s', 125 → '2 min 05 s', 3725 → '1 h 02 min'; `compact` (the batch API's seed
-    format, every unit kept): 9 → '9s', 62 → '1m 02s', 3723 → '1h 02m 03s'."""
-    total = max(0, int(round(seconds)))
-    hours, rest = divmod(total, 3600)
+    """41 → '41 s', 125 → '2 min 05 s', 3725 → '1 h 02 min': the largest unit not zero and the next;
+    `compact` (the batch API's seed format) keeps every unit below it: 9 → '9s', 62 → '1m 02s',
+    3723 → '1h 02m 03s'."""
+    hours, rest = divmod(max(0, int(round(seconds))), 3600)
     minutes, secs = divmod(rest, 60)
-    if compact:
-        return (f"{hours}h {minutes:02d}m {secs:02d}s" if hours else
-                f"{minutes}m {secs:02d}s" if minutes else f"{secs}s")
-    if hours:
-        return f"{hours} h {minutes:02d} min"
-    if minutes:
-        return f"{minutes} min {secs:02d} s"
-    return f"{secs} s"
+    values = (hours, minutes, secs)
+    units = ("h", "m", "s") if compact else (" h", " min", " s")
+    largest = 0 if hours else 1 if minutes else 2
+    shown = range(largest, 3 if compact else min(largest + 2, 3))
+    return " ".join(f"{values[i]:{'d' if i == largest else '02d'}}{units[i]}" for i in shown)
