@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests import witness
-from tests.conftest import ADMIN_URL, REDIS_URL
+from tests.conftest import ADMIN_URL, REDIS_URL, forget_session_keys
 
 TESTS = Path(__file__).resolve().parent
 # The helper that owns private servers, and this file (its patterns and samples).
@@ -126,6 +126,36 @@ def test_no_test_stops_restarts_flushes_or_reconfigures_a_server_outside_the_pri
 
 
 @pytest.mark.slow
+def test_a_session_forgets_its_queues_and_their_jobs_and_nothing_else():
+    """What a session's cleanup deletes from the shared Redis: its queues' names, registries, jobs
+    and results (RQ job ids carry no tag: found by origin) — and a job of another origin stays."""
+    import uuid
+
+    import redis as redis_lib
+    from rq import Queue, SimpleWorker
+
+    tag, other = f"trad-test-{uuid.uuid4().hex[:10]}", f"guest-check-{uuid.uuid4().hex[:10]}"
+    client = redis_lib.Redis.from_url(REDIS_URL)
+    try:
+        ours, theirs = Queue(f"{tag}-backtests", connection=client), Queue(f"{other}-work", connection=client)
+        done = ours.enqueue("os.getpid")
+        kept = theirs.enqueue("os.getpid")
+        SimpleWorker([ours], connection=client, name=f"{tag}-worker").work(burst=True)
+        assert done.get_status(refresh=True) == "finished" and client.exists(f"rq:results:{done.id}")
+
+        forget_session_keys(client, tag)
+
+        assert [k for k in client.scan_iter(match=f"*{tag}*", count=1000)] == []
+        assert not client.exists(f"rq:job:{done.id}", f"rq:results:{done.id}")
+        assert not any(tag in name.decode() for name in client.smembers("rq:queues"))
+        assert client.hget(f"rq:job:{kept.id}", "origin") == theirs.name.encode()
+        assert theirs.key.encode() in client.smembers("rq:queues")
+    finally:
+        forget_session_keys(client, tag)
+        forget_session_keys(client, other)
+        client.close()
+
+
 def test_the_witness_sees_each_server_restarted_and_the_key_lost(private_services):
     settings = private_services.settings
     planted = witness.plant(settings.redis_url, settings.database_url)

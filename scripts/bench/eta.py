@@ -370,8 +370,8 @@ def stop_processes(processes: list[subprocess.Popen]) -> None:
 
 
 def cleanup_redis(prefix: str, database_url: str) -> None:
-    """Delete the Redis keys this bench made: its prefix and queue, and its jobs' last runs (RQ's
-    job keys of earlier runs expire by themselves)."""
+    """Delete the Redis keys this bench made: its prefix and queue (and its name in RQ's set of
+    queues), and its jobs' last runs with their results (RQ's keys of earlier runs expire by themselves)."""
     import psycopg2
     import redis
 
@@ -380,9 +380,13 @@ def cleanup_redis(prefix: str, database_url: str) -> None:
         cur.execute("SELECT rq_job_id FROM training_jobs WHERE rq_job_id IS NOT NULL")
         runs = [row[0] for row in cur.fetchall()]
     conn.close()
-    keys = [*client.scan_iter(match=f"*{prefix}*", count=500), *(f"rq:job:{run}" for run in runs)]
+    keys = [*client.scan_iter(match=f"*{prefix}*", count=500),
+            *(f"rq:{kind}:{run}" for run in runs for kind in ("job", "results"))]
     if keys:
         client.delete(*keys)
+    queues = [name for name in client.smembers("rq:queues") if prefix.encode() in name]
+    if queues:
+        client.srem("rq:queues", *queues)
 
 
 if __name__ == "__main__":

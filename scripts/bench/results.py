@@ -108,6 +108,9 @@ class System:
         keys += [f"rq:{kind}:{run}" for run in runs for kind in ("job", "results")]
         if keys:
             client.delete(*keys)
+        queues = [name for name in client.smembers("rq:queues") if self.tag.encode() in name]
+        if queues:
+            client.srem("rq:queues", *queues)
         client.close()
 
 
