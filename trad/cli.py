@@ -170,7 +170,8 @@ def train(json_file: IO[str] | None, params: tuple[str, ...], no_validation: boo
     --file); every missing or invalid field is named at once."""
     from trad.jobs.control import create_job
     from trad.jobs.requests import JobRequest
-    from trad.train_input import DEFAULT_OPTIMIZER, job_file, param_override, validated
+    from trad.train_input import job_file, param_override, validated
+    from trad.training.batch import DEFAULT_OPTIMIZER  # as train-all's; the API asks for one
 
     body = job_file(json_file) if json_file else {}
     body.update({k: v for k, v in flags.items() if v is not None})

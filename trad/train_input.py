@@ -10,7 +10,6 @@ import click
 import pydantic
 
 from trad.errors import TradError
-from trad.training.batch import DEFAULT_OPTIMIZER  # a convenience of `trad train` as of train-all: the API asks for one
 
 Model = TypeVar("Model", bound=pydantic.BaseModel)
 

@@ -133,7 +133,7 @@ def optimize(run: Run) -> None:
                                target_score=config.target_score, patience=config.patience)
     recorded = run.recorded()
     sink.plan(min(config.workers, max(1, optimizer.total_episodes - len(recorded))),
-                  _validation_work(run, optimizer.total_episodes))
+              _validation_work(run, optimizer.total_episodes))
     sink.enter_step(OPTIMIZATION, {"optimizer": row["optimizer"], "total_episodes": optimizer.total_episodes,
                                    "resumed_episodes": len(recorded), "n_jobs": config.workers})
     if recorded:
