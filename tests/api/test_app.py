@@ -17,8 +17,9 @@ def test_health_names_database_redis_workers_and_queue(client, settings, start_w
     assert body["database"]["latency_ms"] >= 0 and body["queue"] == {"name": settings.queue, "length": 0}
 
     worker = start_worker()
+    # Listed from its registration on; "starting" until RQ has recorded its first state.
     (seen,) = wait_for(lambda: [w for w in client.get("/api/v1/health").get_json()["workers"]
-                                if w["name"] == worker.name], 60)
+                                if w["name"] == worker.name and w["state"] != "starting"], 60)
     assert set(seen) == {"name", "state", "current_job", "last_heartbeat"} and seen["state"] in ("idle", "started", "busy")
 
 
