@@ -128,12 +128,14 @@ def worker(name: str | None, burst: bool, backtests_only: bool) -> None:
     and lost jobs as it goes)."""
     import logging
 
+    from trad.backtest.memory import reuse_freed_memory
     from trad.jobs.backtests import backtest_queue
     from trad.jobs.queue import connect_redis, training_queue
     from trad.jobs.runner import TrainingWorker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = get_settings()
+    reuse_freed_memory()  # before any work horse is forked: every backtest runs at one speed
     preload_training_modules()
     connection = connect_redis(settings)
     queues = [backtest_queue(connection, settings)]
