@@ -71,9 +71,9 @@ def measure(mode: str, where: str, environment: dict[str, str] | None = None) ->
 def test_after_the_first_backtest_none_takes_fresh_pages(where, record_property):
     fixed = measure("fixed", where)
     default = measure("default", where)
-    record_property("figure", f"page faults of 5 backtests of 300,000 candles ({where}), the live data grown after the "
-                              f"first: "
-                              f"{fixed['faults']} with reuse_freed_memory, {default['faults']} without")
+    record_property("figure", f"page faults of 5 backtests of 300,000 candles ({where}), the live data grown "
+                              f"after the first: {fixed['faults']} with reuse_freed_memory, "
+                              f"{default['faults']} without")
     assert fixed["fixed"] is True
     # The first backtests with the live data grown may extend the heap; the last two are measured.
     without, with_ = default["faults"][-2:], fixed["faults"][-2:]

@@ -250,7 +250,7 @@ def search_call(callback, finished: int, total: int, fraction: float, score: flo
 
 def test_the_row_carries_the_forecast_and_the_episode_reward_or_loss(db, settings, running_job, caplog):
     callback = make_callback(settings, running_job, interval=0.2)
-    callback.plan(processes=1, validation_work=0)
+    callback.plan(processes=1, validation_work=0, save_work=0)
     callback.enter_step(OPTIMIZATION)
     assert row(db, running_job["id"])["eta_seconds"] is None  # no signal yet
     started = time.monotonic()

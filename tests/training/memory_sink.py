@@ -39,8 +39,8 @@ class MemorySink:
         self.steps.append((name, dict(details or {})))
         self._check_stop()
 
-    def plan(self, processes: int, validation_work: float) -> None:
-        self.planned = (processes, validation_work)
+    def plan(self, processes: int, validation_work: float, save_work: float) -> None:
+        self.planned = (processes, validation_work, save_work)
 
     def step_progress(self, percentage: float, details: Mapping[str, Any] | None = None) -> None:
         self.percentages.append(percentage)

@@ -16,9 +16,9 @@ class Search:
     in-flight fractions every 0.05 s, every finished episode with its times."""
 
     def __init__(self, total: int, processes: int = 1, validation_candles: float = 0.0,
-                 done_before: int = 0) -> None:
+                 done_before: int = 0, save_candles: float = 0.0) -> None:
         self.forecast = JobForecast()
-        self.forecast.plan(processes, validation_candles)
+        self.forecast.plan(processes, validation_candles, save_candles)
         self.forecast.begin(OPTIMIZATION, 0.0)
         self.total, self.processes = total, processes
         self.now, self.finished = 0.0, done_before
@@ -155,7 +155,23 @@ def test_validation_is_forecast_from_the_episodes_speed_per_candle_then_its_own(
     assert forecast.seconds_left(106.0) - SAVE_SECONDS == pytest.approx(0.25 * 8.0, rel=0.2)
 
 
-def test_saving_is_a_constant_and_the_job_ends_at_zero():
+def test_saving_is_forecast_from_its_backtests_then_counted_down_to_zero():
+    episode_work = CANDLES + BACKTEST_OVERHEAD_CANDLES
+    search = Search(total=100, validation_candles=10 * episode_work, save_candles=4 * episode_work)
+    search.run(50, backtest=0.1)
+    # 50 episodes, validation the work of 10, saving of 4 at the episodes' speed, and the writes
+    assert search.forecast.seconds_left(search.now) == pytest.approx(5.0 + 1.0 + 0.4 + SAVE_SECONDS, rel=0.02)
+    forecast = search.forecast
+    forecast.begin(VALIDATION, 100.0)
+    for step in range(41):  # validation runs at half the episodes' speed: 2 s
+        forecast.validation_progress(100.0 + 0.05 * step, step / 40)
+    forecast.begin(SAVE_CONFIGURATION, 102.0)  # its backtests are the same windows: at validation's speed
+    assert forecast.seconds_left(102.0) == pytest.approx(0.8 + SAVE_SECONDS, rel=0.05)
+    assert forecast.seconds_left(102.5) == pytest.approx(0.3 + SAVE_SECONDS, rel=0.1)
+    assert forecast.seconds_left(104.0) == 0.0
+
+
+def test_saving_without_a_plan_is_its_writes():
     forecast = JobForecast()
     forecast.begin(SAVE_CONFIGURATION, 10.0)
     assert forecast.seconds_left(10.0) == SAVE_SECONDS

@@ -17,6 +17,7 @@ from trad.data.synthetic import synthetic_candles
 from trad.optimize import evaluate_config
 from trad.strategies import get_strategy
 from trad.training.steps import DATA_COLLECTION, OPTIMIZATION, SAVE_CONFIGURATION, VALIDATION
+from trad.training.validation import backtest_work
 from trad.training.workflow import JobFailed, train
 
 SMALL_SPACE = {"fast": {"choices": [5, 10]}, "slow": {"choices": [50, 100]}}
@@ -60,6 +61,19 @@ def test_a_job_succeeds_with_everything_reported():
     assert trained.backtest.params == trained.params and 0 in trained.backtest.trades
     assert trained.data_start == candles()["timestamp"].iloc[0].to_pydatetime()
     assert any(message.startswith("search done: 12 evaluations") for message in sink.lines("INFO"))
+
+
+def test_the_eta_is_told_what_validation_and_saving_will_backtest():
+    validation = {"train_window_days": 20, "test_window_days": 10}
+    sink = run(job_row(config={"param_space": SMALL_SPACE, "min_trades": 0,
+                               "validation": {**validation, "candidates": 3}}))
+    folds = sink.result["validation"]["folds"]
+    work = [backtest_work(n) for n in (len(candles()), *(f["test_candles"] for f in folds))]
+    train = sum(3 * backtest_work(f["train_candles"]) for f in folds)
+    # every train window per candidate and every test window; saving: the series and its curves, each test window again
+    assert sink.planned == (1, train + sum(work[1:]), 2 * work[0] + sum(work[1:]))
+    off = run(job_row(config={"param_space": SMALL_SPACE, "validation": {**validation, "enabled": False}}))
+    assert off.planned == (1, 0, 2 * work[0])
 
 
 def test_without_validation_three_steps_are_reported():

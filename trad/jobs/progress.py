@@ -115,10 +115,11 @@ class JobProgress:
         self.log(f"step {self.step.number}/{len(self.steps)}: {name}")
         self._write_now()
 
-    def plan(self, processes: int, validation_work: float) -> None:
-        """What the ETA needs to know ahead: the processes that run episodes, and validation's
-        work in candles (`trad.training.validation.validation_work`; 0 when it is off)."""
-        self._forecast.plan(processes, validation_work)
+    def plan(self, processes: int, validation_work: float, save_work: float) -> None:
+        """What the ETA needs to know ahead: the processes that run episodes, validation's work
+        in candles (`trad.training.validation.validation_work`; 0 when it is off) and saving's
+        (`trad.training.results.record_work`)."""
+        self._forecast.plan(processes, validation_work, save_work)
 
     def finish(self, status: str, *, result: Mapping[str, Any] | None = None,
                error: str | None = None, trained: TrainedConfiguration | None = None) -> None:

@@ -17,9 +17,12 @@ percentage. Each step counts its own work and is timed on this very run of the j
   test window once, each backtest counted BACKTEST_OVERHEAD_CANDLES more for its fixed cost,
   at the seconds per candle of this job's episodes (counted alike; one backtest at a time,
   as validation runs them), then at the speed validation itself shows.
+- Save Configuration: the winner's backtest stored — the whole series backtested and its
+  curves drawn, each fold's test window again (`trad.training.results.record_work`, in candles)
+  — at validation's own speed once it has one, else the episodes'; plus SAVE_SECONDS of
+  writing. Its forecast is fixed when the step begins and counted down.
 - Data Collection: no forecast; the ETA stays empty until the search has shown its speed
   (`MIN_SIGNAL_SECONDS` of episodes).
-- Save Configuration: SAVE_SECONDS.
 
 Early stop (`target_score`, `patience`) cannot be foreseen: the forecast assumes the search
 runs to its end. Pure: time is passed in (`now`, monotonic seconds), so tests drive it with
@@ -37,7 +40,7 @@ MIN_UNITS = 20            # …and it spans at least this many episodes' time
 MEMORY_SHARE = 0.2        # a Pace remembers about the last fifth of its step's age
 MAX_MEMORY = 30.0         # s: and at most about the last half-minute
 MIN_SIGNAL_SECONDS = 1.0  # s of a step's work before its speed is trusted
-SAVE_SECONDS = 0.2        # s: the trained configuration and the final state, written once
+SAVE_SECONDS = 0.3        # s: the trained configuration, its trades and curves and the final state, written
 # A backtest's fixed cost (strategy, frame and metrics set-up) in candles of its per-candle
 # work: liquidity_sweep took 1.7 ms on 300 candles and 6.6 ms on 100k (fastest of 15, load 6),
 # so a 3,000-candle validation window costs about as much as a 30,000-candle one would by
@@ -175,6 +178,8 @@ class JobForecast:
         self.step_started = 0.0
         self.processes = 1
         self.validation_candles = 0.0
+        self.save_candles = 0.0
+        self.save_seconds = SAVE_SECONDS  # fixed when Save Configuration begins
         self.total_episodes = 0
         self.episodes_before = 0.0
         self.episodes_done = 0.0
@@ -190,14 +195,18 @@ class JobForecast:
         self._backtest_seconds = 0.0
         self._backtest_candles = 0.0
 
-    def plan(self, processes: int, validation_candles: float) -> None:
-        """How many processes run episodes, and the candles validation will backtest (0: none)."""
+    def plan(self, processes: int, validation_candles: float, save_candles: float = 0.0) -> None:
+        """How many processes run episodes, the candles validation will backtest (0: none) and
+        those saving the winner's backtest will."""
         self.processes = max(1, int(processes))
         self.validation_candles = max(0.0, float(validation_candles))
+        self.save_candles = max(0.0, float(save_candles))
 
     def begin(self, step: str, now: float) -> None:
         """A step begins."""
         self.step, self.step_started = step, now
+        if step == SAVE_CONFIGURATION:
+            self.save_seconds = self._save_left()
 
     def episodes(self, now: float, done: float, total: int) -> None:
         """Optimization: `done` episodes (finished + fractions in flight, resumed ones included) of `total`."""
@@ -242,11 +251,11 @@ class JobForecast:
         """Seconds to the job's end, or None while there is no signal yet."""
         if self.step == OPTIMIZATION:
             search = self._search_left(now)
-            return None if search is None else search + self._validation_left(now) + SAVE_SECONDS
+            return None if search is None else search + self._validation_left(now) + self._save_left()
         if self.step == VALIDATION:
-            return self._validation_left(now) + SAVE_SECONDS
+            return self._validation_left(now) + self._save_left()
         if self.step == SAVE_CONFIGURATION:
-            return max(0.0, SAVE_SECONDS - (now - self.step_started))
+            return max(0.0, self.save_seconds - (now - self.step_started))
         return None
 
     def _search_left(self, now: float) -> float | None:
@@ -269,6 +278,13 @@ class JobForecast:
             return candles_left * guess
         trust = min(1.0, self.validation.age(now) / (self.validation.age(now) + MIN_SIGNAL_SECONDS))
         return candles_left * (trust * own + (1.0 - trust) * guess)
+
+
+    def _save_left(self) -> float:
+        """Seconds Save Configuration will take: its backtests at validation's speed per candle
+        (the same windows) once it has one, else the episodes'; and the writes."""
+        speed = self.validation.seconds_per_unit() or self.seconds_per_candle() or 0.0
+        return self.save_candles * speed + SAVE_SECONDS
 
 
 def format_eta(seconds: float, compact: bool = False) -> str:

@@ -21,8 +21,8 @@ class ProgressSink(Protocol):
     def enter_step(self, name: str, details: Mapping[str, Any] | None = None) -> None:
         """Step `name` (trad.training.steps) begins; the previous ones are finished."""
 
-    def plan(self, processes: int, validation_work: float) -> None:
-        """For the ETA: the processes that run episodes, and validation's work in candles."""
+    def plan(self, processes: int, validation_work: float, save_work: float) -> None:
+        """For the ETA: the processes that run episodes, and validation's and saving's work in candles."""
 
     def step_progress(self, percentage: float, details: Mapping[str, Any] | None = None) -> None:
         """The current step is `percentage` % done."""

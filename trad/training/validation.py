@@ -71,16 +71,21 @@ def backtest_work(candles: int) -> int:
     return candles + BACKTEST_OVERHEAD_CANDLES
 
 
-def validation_work(data: pd.DataFrame, train_days: float, test_days: float, gap_days: float,
-                    candidates: int) -> int:
-    """The work of a walk-forward validation (see `backtest_work`): every fold's train window
-    once per candidate, its test window once; 0 when no fold fits or there is no candidate."""
-    if not len(data) or candidates < 1:
-        return 0
+def fold_candles(data: pd.DataFrame, train_days: float, test_days: float,
+                 gap_days: float) -> list[tuple[int, int]]:
+    """The candles of every fold's train window and test window."""
+    if not len(data):
+        return []
     stamps = data["timestamp"]
     folds = walk_forward_folds(stamps.iloc[0], stamps.iloc[-1], train_days, test_days, gap_days)
-    return sum(candidates * backtest_work(window_candles(stamps, f.train_start, f.train_end))
-               + backtest_work(window_candles(stamps, f.test_start, f.test_end)) for f in folds)
+    return [(window_candles(stamps, f.train_start, f.train_end), window_candles(stamps, f.test_start, f.test_end))
+            for f in folds]
+
+
+def validation_work(folds: Sequence[tuple[int, int]], candidates: int) -> int:
+    """The work of a walk-forward validation of `folds` (their `fold_candles`; see
+    `backtest_work`): every train window once per candidate, every test window once."""
+    return sum(candidates * backtest_work(train) + backtest_work(test) for train, test in folds) if candidates > 0 else 0
 
 
 def validate_walk_forward(data: pd.DataFrame, strategy: str, candidates: Sequence[Mapping[str, Any]],
@@ -96,7 +101,7 @@ def validate_walk_forward(data: pd.DataFrame, strategy: str, candidates: Sequenc
         summary["skipped"] = ("no candidate configuration" if not candidates else
                               "the candles span too little time for one train + gap + test window")
         return _summarise(summary)
-    work = validation_work(data, train_days, test_days, gap_days, len(candidates))
+    work = validation_work(fold_candles(data, train_days, test_days, gap_days), len(candidates))
     done = 0
 
     def run(frame: pd.DataFrame, params: Mapping[str, Any], fold: Fold, role: str):

@@ -22,10 +22,10 @@ from trad.optimize import (DEFAULT_MAX_CONFIGS, BacktestEvaluator, Evaluation, O
                            build_search_space, make_optimizer)
 from trad.strategies import get_strategy
 from trad.training.config import TrainingConfig
-from trad.training.results import TrainedConfiguration, backtest_record
+from trad.training.results import TrainedConfiguration, backtest_record, record_work
 from trad.training.sink import ProgressSink
 from trad.training.steps import DATA_COLLECTION, OPTIMIZATION, SAVE_CONFIGURATION, VALIDATION
-from trad.training.validation import validate_walk_forward, validation_work
+from trad.training.validation import fold_candles, validate_walk_forward, validation_work
 
 MIN_CANDLES = 100
 
@@ -133,7 +133,7 @@ def optimize(run: Run) -> None:
                                target_score=config.target_score, patience=config.patience)
     recorded = run.recorded()
     sink.plan(min(config.workers, max(1, optimizer.total_episodes - len(recorded))),
-              _validation_work(run, optimizer.total_episodes))
+              *_planned_work(run, optimizer.total_episodes))
     sink.enter_step(OPTIMIZATION, {"optimizer": row["optimizer"], "total_episodes": optimizer.total_episodes,
                                    "resumed_episodes": len(recorded), "n_jobs": config.workers})
     if recorded:
@@ -153,13 +153,13 @@ def optimize(run: Run) -> None:
              + (f" (stopped early: {search.stop_reason})" if search.stopped_early else ""))
 
 
-def _validation_work(run: Run, episodes: int) -> int:
-    """What validation will backtest, for the ETA (0 when it is off or no fold fits)."""
+def _planned_work(run: Run, episodes: int) -> tuple[int, int]:
+    """What validation (0 when it is off or no fold fits) and saving will backtest, in candles,
+    for the ETA."""
     wf = run.config.validation
-    if not wf.enabled:
-        return 0
-    return validation_work(run.data, wf.train_window_days, wf.test_window_days, wf.gap_days,
-                           min(max(1, wf.candidates), episodes))
+    folds = fold_candles(run.data, wf.train_window_days, wf.test_window_days, wf.gap_days) if wf.enabled else []
+    candidates = min(max(1, wf.candidates), episodes)
+    return validation_work(folds, candidates), record_work(len(run.data), [test for _, test in folds])
 
 
 def validate(run: Run) -> dict[str, Any]:
