@@ -246,6 +246,7 @@ def run_job(api: Api, kind: str, body: dict, stop_at: float | None = None) -> Sc
                  if row["status"] == "running" and at >= began]
     result = score(kind, forecasts, began, ended, sampler.loads, final["status"])
     result.notes.append(f"{final['total_episodes']} episodes")
+    result.notes.append(search_drift(api, path, [(at, row) for at, row in sampler.samples if at >= began]))
     for at, row in sampler.samples:
         if row["status"] == "running" and at >= began:
             forecast, left = parse_time(row["estimated_completion"]), (ended - at).total_seconds()
@@ -254,6 +255,27 @@ def run_job(api: Api, kind: str, body: dict, stop_at: float | None = None) -> Sc
                                  "error": None if forecast is None or left <= 0
                                  else round((forecast - ended).total_seconds() / left, 4)})
     return result
+
+
+def search_drift(api: Api, path: str, samples: list[tuple[datetime, dict]]) -> str:
+    """How the search's speed moved from its first fifth to its last: episodes a second (wall) and
+    the mean backtest of those episodes — what no forecast from the speed shown can foresee."""
+    search = [(at.timestamp(), row["current_episode"] or 0) for at, row in samples
+              if row["status"] == "running" and row["step_number"] == 2]
+    if len(search) < 10:
+        return "search too short to see its drift"
+    fifth = len(search) // 5
+
+    def rate(part: list[tuple[float, int]]) -> float:
+        return (part[-1][1] - part[0][1]) / max(1e-9, part[-1][0] - part[0][0])
+
+    metrics = api.call("GET", f"{path}/metrics")
+    durations = [ms for ms, iteration in zip(metrics["duration_ms"], metrics["iterations"])
+                 if search[0][1] < iteration <= search[-1][1]]
+    cut = max(1, len(durations) // 5)
+    first, last = durations[:cut], durations[-cut:]
+    return (f"episodes/s {rate(search[:fifth + 1]):.0f} → {rate(search[-fifth - 1:]):.0f}, backtest "
+            f"{statistics.mean(first):.1f} → {statistics.mean(last):.1f} ms" if durations else "")
 
 
 def run_batch(api: Api, body: dict) -> Score:

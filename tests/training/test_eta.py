@@ -191,3 +191,12 @@ def test_a_pace_forgets_the_distant_past():
 @pytest.mark.parametrize("seconds, text", [(0.4, "0 s"), (41, "41 s"), (125, "2 min 05 s"), (3725, "1 h 02 min")])
 def test_the_eta_reads_as_a_duration(seconds, text):
     assert format_eta(seconds) == text
+
+
+def test_one_stalled_backtest_does_not_move_the_forecast_of_validation():
+    episode_work = CANDLES + BACKTEST_OVERHEAD_CANDLES
+    search = Search(total=1000, validation_candles=100 * episode_work)  # as much work as 100 episodes
+    search.run(300, backtest=0.01)
+    before = search.forecast.seconds_left(search.now)
+    search.forecast.episode_finished(301, 0.0, 0.15, CANDLES)  # the machine stalled one backtest 15×
+    assert search.forecast.seconds_left(search.now) == pytest.approx(before, rel=0.01)

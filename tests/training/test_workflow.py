@@ -17,6 +17,7 @@ from trad.data.synthetic import synthetic_candles
 from trad.optimize import evaluate_config
 from trad.strategies import get_strategy
 from trad.training.steps import DATA_COLLECTION, OPTIMIZATION, SAVE_CONFIGURATION, VALIDATION
+from trad.training.forecast import BACKTEST_OVERHEAD_CANDLES
 from trad.training.validation import backtest_work
 from trad.training.workflow import JobFailed, train
 
@@ -70,8 +71,10 @@ def test_the_eta_is_told_what_validation_and_saving_will_backtest():
     folds = sink.result["validation"]["folds"]
     work = [backtest_work(n) for n in (len(candles()), *(f["test_candles"] for f in folds))]
     train = sum(3 * backtest_work(f["train_candles"]) for f in folds)
-    # every train window per candidate and every test window; saving: the series and its curves, each test window again
-    assert sink.planned == (1, train + sum(work[1:]), 2 * work[0] + sum(work[1:]))
+    # every train window per candidate and every test window; saving: the series and its curve,
+    # and each test window again with its trades and curve
+    segments = sum(work[1:]) + len(folds) * BACKTEST_OVERHEAD_CANDLES // 2
+    assert sink.planned == (1, train + sum(work[1:]), 2 * work[0] + segments)
     off = run(job_row(config={"param_space": SMALL_SPACE, "validation": {**validation, "enabled": False}}))
     assert off.planned == (1, 0, 2 * work[0])
 

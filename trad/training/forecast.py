@@ -16,7 +16,8 @@ percentage. Each step counts its own work and is timed on this very run of the j
 - Validation, in candles backtested: every fold's train window once per candidate and its
   test window once, each backtest counted BACKTEST_OVERHEAD_CANDLES more for its fixed cost,
   at the seconds per candle of this job's episodes (counted alike; one backtest at a time,
-  as validation runs them), then at the speed validation itself shows.
+  as validation runs them; the median of the newest hundred, so one stalled backtest does
+  not move it), then at the speed validation itself shows.
 - Save Configuration: the winner's backtest stored — the whole series backtested and its
   curves drawn, each fold's test window again (`trad.training.results.record_work`, in candles)
   — at validation's own speed once it has one, else the episodes'; plus SAVE_SECONDS of
@@ -32,6 +33,8 @@ a fake clock.
 from __future__ import annotations
 
 import math
+import statistics
+from collections import deque
 
 from trad.training.steps import OPTIMIZATION, SAVE_CONFIGURATION, VALIDATION
 
@@ -41,12 +44,16 @@ MEMORY_SHARE = 0.2        # a Pace remembers about the last fifth of its step's 
 MAX_MEMORY = 30.0         # s: and at most about the last half-minute
 MIN_SIGNAL_SECONDS = 1.0  # s of a step's work before its speed is trusted
 SAVE_SECONDS = 0.3        # s: the trained configuration, its trades and curves and the final state, written
-# A backtest's fixed cost (strategy, frame and metrics set-up) in candles of its per-candle
-# work: liquidity_sweep took 1.7 ms on 300 candles and 6.6 ms on 100k (fastest of 15, load 6),
-# so a 3,000-candle validation window costs about as much as a 30,000-candle one would by
-# candles alone.
-BACKTEST_OVERHEAD_CANDLES = 30_000
-CANDLE_SPEED_WEIGHT = 0.1  # weight of the newest episode in the backtests' seconds per candle
+# A backtest's fixed cost (strategy, frame, trades table and metrics set-up) in candles of its
+# per-candle work. Timed alone, liquidity_sweep took 1.7 ms on 300 candles and 6.6 ms on 100k
+# (fastest of 15); in a job, where validation windows are cut and report their candles, the
+# validation of 153 folds of a 900,000-candle series took 3.5–4.6 ms a backtest beyond 61–66 ns
+# a candle (two runs): about 60,000 candles' worth.
+BACKTEST_OVERHEAD_CANDLES = 60_000
+# The backtests' seconds per candle: the median over this many of the newest episodes. One
+# backtest stalled by the machine (a 150 ms one among 11 ms ones) moves a mean of the last ten
+# by twice; it does not move the median of a hundred.
+CANDLE_SPEED_EPISODES = 101
 MIN_FIT_RESULTS = 50      # model fits of fewer results are mostly fixed cost: not used to project
 FIT_HISTORY = 4           # the newest fits the projection of fit cost is drawn from
 
@@ -192,8 +199,7 @@ class JobForecast:
         self._fits_seen = 0
         self._fit_seconds = 0.0     # seconds of every fit seen: the search's pace runs on a clock without them
         self._fit_uncharged = 0.0   # fit seconds not yet taken out of an episode's optimizer seconds
-        self._backtest_seconds = 0.0
-        self._backtest_candles = 0.0
+        self._candle_speeds: deque[float] = deque(maxlen=CANDLE_SPEED_EPISODES)
 
     def plan(self, processes: int, validation_candles: float, save_candles: float = 0.0) -> None:
         """How many processes run episodes, the candles validation will backtest (0: none) and
@@ -233,14 +239,12 @@ class JobForecast:
         self._fit_uncharged -= charged
         self.model.add(results, optimizer_seconds - charged)
         if candles > 0 and backtest_seconds > 0:
-            keep = 1.0 - CANDLE_SPEED_WEIGHT
-            self._backtest_seconds = self._backtest_seconds * keep + backtest_seconds
-            self._backtest_candles = self._backtest_candles * keep + candles + BACKTEST_OVERHEAD_CANDLES
+            self._candle_speeds.append(backtest_seconds / (candles + BACKTEST_OVERHEAD_CANDLES))
 
     def seconds_per_candle(self) -> float | None:
-        """Seconds per candle of one backtest over the recent episodes, its fixed cost counted as
-        BACKTEST_OVERHEAD_CANDLES more candles."""
-        return self._backtest_seconds / self._backtest_candles if self._backtest_candles > 0 else None
+        """Seconds per candle of one backtest, the median over the newest CANDLE_SPEED_EPISODES
+        episodes, its fixed cost counted as BACKTEST_OVERHEAD_CANDLES more candles."""
+        return statistics.median(self._candle_speeds) if self._candle_speeds else None
 
     def validation_progress(self, now: float, share: float) -> None:
         """Validation is `share` (0–1) of its candles done."""
