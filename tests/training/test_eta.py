@@ -200,3 +200,17 @@ def test_one_stalled_backtest_does_not_move_the_forecast_of_validation():
     before = search.forecast.seconds_left(search.now)
     search.forecast.episode_finished(301, 0.0, 0.15, CANDLES)  # the machine stalled one backtest 15×
     assert search.forecast.seconds_left(search.now) == pytest.approx(before, rel=0.01)
+
+
+@pytest.mark.parametrize("processes, alone", [(1, False), (2, True)])
+def test_validation_runs_at_the_speed_of_the_backtests_run_alone(processes, alone):
+    episode_work = CANDLES + BACKTEST_OVERHEAD_CANDLES
+    searches = [Search(total=600, processes=processes, validation_candles=v * episode_work) for v in (100, 0)]
+    for search in searches:
+        for index in range(100):  # most backtests shared the machine (0.15 s), a fifth ran alone (0.1 s)
+            search.run(processes, backtest=0.1 if index % 5 == 0 else 0.15)
+    # validation, one backtest at a time: at the speed of those run alone after two processes;
+    # after one, the machine it shared is the machine validation will share
+    backtest = 0.1 if alone else 0.15
+    with_validation, without = (search.forecast.seconds_left(search.now) for search in searches)
+    assert with_validation - without == pytest.approx(100 * backtest)
