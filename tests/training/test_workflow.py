@@ -73,7 +73,7 @@ def test_the_eta_is_told_what_validation_and_saving_will_backtest():
     train = sum(3 * backtest_work(f["train_candles"]) for f in folds)
     # every train window per candidate and every test window; saving: the series and its curve,
     # and each test window again with its trades and curve
-    segments = sum(work[1:]) + len(folds) * BACKTEST_OVERHEAD_CANDLES // 2
+    segments = sum(work[1:]) + len(folds) * BACKTEST_OVERHEAD_CANDLES
     assert sink.planned == (1, train + sum(work[1:]), 2 * work[0] + segments)
     off = run(job_row(config={"param_space": SMALL_SPACE, "validation": {**validation, "enabled": False}}))
     assert off.planned == (1, 0, 2 * work[0])
