@@ -21,23 +21,17 @@ import subprocess
 import sys
 
 GROWN = """
-import ctypes, json, resource, sys, time
+import json, resource, sys, time
 import numpy as np
-from trad.backtest.memory import reuse_freed_memory
+from trad.backtest.memory import heap_free_bytes, reuse_freed_memory
 from trad.data.synthetic import synthetic_candles
 from trad.optimize.evaluate import evaluate_config
 
-class MallInfo(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in
-                "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
-
-mallinfo2 = ctypes.CDLL(None).mallinfo2
-mallinfo2.restype = MallInfo
 if sys.argv[1] == "reuse":
     reuse_freed_memory()
 data = synthetic_candles(int(sys.argv[2]), seed=4)
 evaluate_config(data, "liquidity_sweep", {})
-live = [np.empty(12_500) for _ in range(mallinfo2().fordblks // 100_000 + 10)]
+live = [np.empty(12_500) for _ in range(heap_free_bytes() // 100_000 + 10)]
 runs = []
 for _ in range(15):
     faults, started = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.perf_counter()
@@ -85,6 +79,12 @@ def run(script: str, *args: str) -> object:
     return json.loads(done.stdout.splitlines()[-1])
 
 
+def describe(probes: list) -> str:
+    """The median time and page faults of probe backtests (episode, seconds, faults)."""
+    return (f"{1000 * statistics.median(p[1] for p in probes):6.1f} ms, "
+            f"{statistics.median(p[2] for p in probes):7,.0f} faults")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--candles", type=int, default=900_000)
@@ -94,7 +94,8 @@ def main() -> None:
     grown = {mode: run(GROWN, mode, str(args.candles)) for mode in ("default", "reuse")}
     print("live data grown, 15 backtests: median time, median page faults")
     for mode, runs in grown.items():
-        print(f"  {mode:8} {1000 * statistics.median(t for t, _ in runs):7.1f} ms {statistics.median(f for _, f in runs):8,.0f}")
+        seconds, faults = statistics.median(t for t, _ in runs), statistics.median(f for _, f in runs)
+        print(f"  {mode:8} {1000 * seconds:7.1f} ms {faults:8,.0f}")
     ratio = statistics.median(t for t, _ in grown["default"]) / statistics.median(t for t, _ in grown["reuse"])
     print(f"  default ÷ reuse: {ratio:.2f}×\n")
     print(f"Bayesian search, {args.episodes} episodes, seed 7: one configuration's backtest every 50 episodes")
@@ -102,11 +103,8 @@ def main() -> None:
         result = run(SEARCH, mode, str(args.candles), str(args.episodes))
         probes = result["probes"]
         third = max(1, len(probes) // 3)
-        first, last = probes[:third], probes[-third:]
-        print(f"  {mode:8} whole search {result['wall']:5.1f} s; first third "
-              f"{1000 * statistics.median(p[1] for p in first):6.1f} ms, "
-              f"{statistics.median(p[2] for p in first):7,.0f} faults; last third "
-              f"{1000 * statistics.median(p[1] for p in last):6.1f} ms, {statistics.median(p[2] for p in last):7,.0f} faults")
+        first, last = (describe(part) for part in (probes[:third], probes[-third:]))
+        print(f"  {mode:8} whole search {result['wall']:5.1f} s; first third {first}; last third {last}")
     print(f"\nload average {os.getloadavg()[0]:.2f} at the end")
 
 

@@ -21,18 +21,12 @@ glibc = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc's t
 # it learns): how many pages each backtest then takes fresh from the kernel. `fork`: the
 # backtests run in a forked child, as in a work horse or a search's worker process.
 MEASURE = """
-import ctypes, json, multiprocessing, resource, sys
+import json, multiprocessing, resource, sys
 import numpy as np
-from trad.backtest.memory import reuse_freed_memory
+from trad.backtest.memory import heap_free_bytes, reuse_freed_memory
 from trad.data.synthetic import synthetic_candles
 from trad.optimize.evaluate import evaluate_config
 
-class MallInfo(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in
-                "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
-
-mallinfo2 = ctypes.CDLL(None).mallinfo2
-mallinfo2.restype = MallInfo
 fixed = reuse_freed_memory() if sys.argv[1] == "fixed" else None
 data = synthetic_candles(300_000, seed=3)
 
@@ -43,7 +37,7 @@ def faults_of_a_backtest():
 
 def backtests(out):
     first = faults_of_a_backtest()
-    live = [np.empty(12_500) for _ in range(mallinfo2().fordblks // 100_000 + 10)]  # 100 kB blocks
+    live = [np.empty(12_500) for _ in range(heap_free_bytes() // 100_000 + 10)]  # 100 kB blocks
     out.put([first] + [faults_of_a_backtest() for _ in range(4)])
 
 queue = multiprocessing.get_context("fork").Queue()

@@ -6,9 +6,9 @@ the kernel once more than its trim threshold is free there, a threshold it moves
 blocks the process frees. While the heap's free holes hold a backtest's arrays, backtests take
 no fresh pages; once the process's live data has grown into them (a Bayesian search's does with
 every result it learns), every backtest extends the heap, frees the extension and has it
-trimmed. In a 600-episode Bayesian search on 900,000 candles that began at episode ~400: from
-0 to 10,690 fresh pages (42 MB) a backtest and from 55–80 ms to 85–110 ms, to the end — the
-job slowed by a third mid-run, and its ETA could not know. With the thresholds fixed, 0 pages
+trimmed. In a 600-episode Bayesian search on 900,000 candles it began at episode ~400: from 0
+to 10,690 fresh pages (42 MB) a backtest and from 55–80 ms to 85–110 ms, to the end — the job
+slowed by a third mid-run, and its ETA could not know. With the thresholds fixed, 0 pages
 and the first episodes' speed to the last.
 
 `reuse_freed_memory()` fixes them in the calling process, and so in the processes it forks
@@ -45,4 +45,20 @@ def reuse_freed_memory() -> bool:
     except (OSError, AttributeError):
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) & bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    answers = [mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD), mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)]
+    return all(answers)
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
+
+
+def heap_free_bytes() -> int | None:
+    """The bytes free in this process's heap (glibc's `mallinfo2().fordblks`), for the benches
+    and tests that fill it; None where the C library is not glibc."""
+    if platform.libc_ver()[0] != "glibc":
+        return None
+    mallinfo2 = ctypes.CDLL(None).mallinfo2
+    mallinfo2.restype = _MallInfo2
+    return int(mallinfo2().fordblks)

@@ -294,7 +294,6 @@ class JobForecast:
         trust = min(1.0, self.validation.age(now) / (self.validation.age(now) + MIN_SIGNAL_SECONDS))
         return candles_left * (trust * own + (1.0 - trust) * guess)
 
-
     def _save_left(self) -> float:
         """Seconds Save Configuration will take: its backtests at validation's speed per candle
         (the same windows) once it has one, else the episodes'; and the writes."""

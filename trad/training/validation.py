@@ -85,7 +85,9 @@ def fold_candles(data: pd.DataFrame, train_days: float, test_days: float,
 def validation_work(folds: Sequence[tuple[int, int]], candidates: int) -> int:
     """The work of a walk-forward validation of `folds` (their `fold_candles`; see
     `backtest_work`): every train window once per candidate, every test window once."""
-    return sum(candidates * backtest_work(train) + backtest_work(test) for train, test in folds) if candidates > 0 else 0
+    if candidates < 1:
+        return 0
+    return sum(candidates * backtest_work(train) + backtest_work(test) for train, test in folds)
 
 
 def validate_walk_forward(data: pd.DataFrame, strategy: str, candidates: Sequence[Mapping[str, Any]],
