@@ -16,7 +16,9 @@ expect = pytest.importorskip("playwright.sync_api", reason="the playwright packa
 pytestmark = pytest.mark.slow
 
 CANDLE_LINE = re.compile(r"^Processing candle [\d,]+/[\d,]+ \(\d+\.\d %\) – (signals|trades)$")
-NETWORK_DOWN = r"net::ERR_(CONNECTION_REFUSED|CONNECTION_RESET|EMPTY_RESPONSE|INCOMPLETE_CHUNKED_ENCODING)"
+# How the browser reports a request the killed server never answered, or cut mid-response.
+NETWORK_DOWN = (r"net::ERR_(CONNECTION_REFUSED|CONNECTION_RESET|EMPTY_RESPONSE|INCOMPLETE_CHUNKED_ENCODING"
+                r"|CONTENT_LENGTH_MISMATCH)")
 
 
 def open_dashboard(page, web, path: str = "/") -> None:
