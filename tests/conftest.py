@@ -28,6 +28,7 @@ from tests import witness
 from tests.private_services import service_env
 from trad.config import Settings
 from trad.db import Database, upgrade
+from trad.jobs.queue import forget_tagged_keys
 
 ADMIN_URL = os.environ.get("TRAD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TRAD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -78,28 +79,6 @@ def pg_url(run_id: str):
         drop_database(name)
 
 
-def forget_session_keys(client: redis_lib.Redis, tag: str) -> None:
-    """Delete what a session tagged `tag` (its key prefix and every queue name start with it) left
-    in a shared Redis: its keys, RQ's keys and registries of its queues, the RQ jobs that ran on
-    them (their ids carry no tag: found by their `origin`) with their results, and its queues'
-    names in RQ's set of queues. Nothing of another origin is touched."""
-    keys = [*client.scan_iter(match=f"{tag}*", count=1000), *client.scan_iter(match=f"rq:*{tag}*", count=1000)]
-    jobs = list(client.scan_iter(match="rq:job:*", count=1000))
-    with client.pipeline(transaction=False) as pipe:
-        for key in jobs:
-            pipe.hget(key, "origin")
-        origins = pipe.execute()
-    for key, origin in zip(jobs, origins):
-        if origin is not None and origin.decode(errors="replace").startswith(tag):
-            run = key.decode().removeprefix("rq:job:")
-            keys += [key, f"rq:results:{run}", f"rq:job:{run}:dependents", f"rq:job:{run}:dependencies"]
-    if keys:
-        client.delete(*keys)
-    queues = [name for name in client.smembers("rq:queues") if tag in name.decode(errors="replace")]
-    if queues:
-        client.srem("rq:queues", *queues)
-
-
 @pytest.fixture(scope="session")
 def redis_prefix(run_id: str):
     """A unique key prefix; every key under it, the test queues and their RQ jobs are deleted at the end."""
@@ -107,7 +86,7 @@ def redis_prefix(run_id: str):
     yield prefix
     client = redis_lib.Redis.from_url(REDIS_URL)
     try:
-        forget_session_keys(client, f"trad-test-{run_id}")
+        forget_tagged_keys(client, f"trad-test-{run_id}")
     finally:
         client.close()
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests import witness
-from tests.conftest import ADMIN_URL, REDIS_URL, forget_session_keys
+from tests.conftest import ADMIN_URL, REDIS_URL
+from trad.jobs.queue import forget_tagged_keys
 
 TESTS = Path(__file__).resolve().parent
 # The helper that owns private servers, and this file (its patterns and samples).
@@ -143,7 +144,7 @@ def test_a_session_forgets_its_queues_and_their_jobs_and_nothing_else():
         SimpleWorker([ours], connection=client, name=f"{tag}-worker").work(burst=True)
         assert done.get_status(refresh=True) == "finished" and client.exists(f"rq:results:{done.id}")
 
-        forget_session_keys(client, tag)
+        forget_tagged_keys(client, tag)
 
         assert [k for k in client.scan_iter(match=f"*{tag}*", count=1000)] == []
         assert not client.exists(f"rq:job:{done.id}", f"rq:results:{done.id}")
@@ -151,8 +152,8 @@ def test_a_session_forgets_its_queues_and_their_jobs_and_nothing_else():
         assert client.hget(f"rq:job:{kept.id}", "origin") == theirs.name.encode()
         assert theirs.key.encode() in client.smembers("rq:queues")
     finally:
-        forget_session_keys(client, tag)
-        forget_session_keys(client, other)
+        forget_tagged_keys(client, tag)
+        forget_tagged_keys(client, other)
         client.close()
 
 

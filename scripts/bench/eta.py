@@ -1,6 +1,7 @@
 """How honest the ETA is: whole jobs through real `trad serve` + `trad worker` processes.
 
 Usage: .venv/bin/python scripts/bench/eta.py [--candles 60000] [--seconds 40] [--kinds random-1-on,batch]
+                                             [--rounds 1] [--dump samples.json]
 
 It creates its own database (`trad_bench_<random>`, dropped at the end) on the PostgreSQL of
 TRAD_BENCH_ADMIN_URL (default the local one), its own Redis prefix and queue, starts one web
@@ -16,8 +17,12 @@ every sample taken once 20 % of the job's duration had passed while at least 2 s
     error = |estimated_completion − finished_at| ÷ (finished_at − sample time)
 
 It prints per job the median and 90th percentile of that error, how many samples had no ETA,
-the job's duration and the 1-minute load average while it ran: a machine whose load changes
-mid-job changes the job's speed, the hard case for an estimator.
+the job's duration and the 1-minute load average while it ran, and beside it how the search's
+speed moved from its first fifth to its last and the share of CPU time the hypervisor took
+(steal): a machine whose speed changes mid-job is the hard case for an estimator. With
+`--rounds N` every kind runs N times, kind after kind, and a last table scores each kind over
+the samples of all its runs (and says how many of them met the target alone): one run of a
+30-second job is a single draw of a shared machine's weather.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from scratch import scratch_database  # noqa: E402
+from scratch import forget_redis, scratch_database  # noqa: E402
 
 from trad.data.synthetic import synthetic_candles  # noqa: E402
 from trad.optimize import BacktestEvaluator, build_search_space, make_optimizer  # noqa: E402
@@ -60,6 +65,7 @@ BAYESIAN_MODEL_SECONDS = 0.005  # a first guess of the model's time per episode,
 BAYESIAN_EPISODES = 600  # at most: past ~1,000 results one model fit takes 5–25 s here, erratically
 BAYESIAN_CANDLES = 6     # Bayesian jobs search a symbol with this many times the candles
 JOB_OVERHEAD = 2.0       # an episode in a job here takes about this many times one run alone
+TARGET_MEDIAN, TARGET_P90 = 0.10, 0.25
 
 
 @dataclass
@@ -74,6 +80,7 @@ class Score:
     status: str
     notes: list[str] = field(default_factory=list)
     trace: list[dict] = field(default_factory=list)  # every sample: seconds in, seconds left, signed error, step
+    round: int = 1
 
 
 class Api:
@@ -173,6 +180,7 @@ class Sampler:
         self.api, self.path = api, path
         self.samples: list[tuple[datetime, dict]] = []
         self.loads: list[float] = []
+        self.cpu: list[tuple[datetime, tuple[int, int]]] = []  # (when, CPU time stolen and in all) per sample
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -193,11 +201,31 @@ class Sampler:
             except (OSError, RuntimeError):
                 pass
             self.loads.append(os.getloadavg()[0])
+            if (cpu := cpu_times()) is not None:
+                self.cpu.append((now_utc(), cpu))
             self._stop.wait(max(0.0, SAMPLE_SECONDS - (time.monotonic() - started)))
 
     @property
     def last(self) -> dict:
         return self.samples[-1][1] if self.samples else {}
+
+    def stolen(self, began: datetime) -> str:
+        """The share of CPU time the hypervisor gave other machines since `began` (steal)."""
+        times = [cpu for at, cpu in self.cpu if at >= began]
+        if len(times) < 2 or times[-1][1] <= times[0][1]:
+            return ""
+        return f"CPU stolen {100 * (times[-1][0] - times[0][0]) / (times[-1][1] - times[0][1]):.1f} %"
+
+
+def cpu_times() -> tuple[int, int] | None:
+    """(steal, total) CPU time of the machine so far, in clock ticks, from /proc/stat (Linux)."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(value) for value in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    # user nice system idle iowait irq softirq steal guest guest_nice; guest time is in user's already
+    return (fields[7], sum(fields[:8])) if len(fields) >= 8 else None
 
 
 def wait_for(sampler: Sampler, done, timeout: float = 600.0) -> dict:
@@ -247,6 +275,7 @@ def run_job(api: Api, kind: str, body: dict, stop_at: float | None = None) -> Sc
     result = score(kind, forecasts, began, ended, sampler.loads, final["status"])
     result.notes.append(f"{final['total_episodes']} episodes")
     result.notes.append(search_drift(api, path, [(at, row) for at, row in sampler.samples if at >= began]))
+    result.notes.append(sampler.stolen(began))
     for at, row in sampler.samples:
         if row["status"] == "running" and at >= began:
             forecast, left = parse_time(row["estimated_completion"]), (ended - at).total_seconds()
@@ -278,13 +307,15 @@ def search_drift(api: Api, path: str, samples: list[tuple[datetime, dict]]) -> s
             f"{statistics.mean(first):.1f} → {statistics.mean(last):.1f} ms" if durations else "")
 
 
-def run_batch(api: Api, body: dict) -> Score:
-    """Train ETA_C first (so the batch skips it), then a batch over ETA_B, ETA_D and ETA_C."""
-    first = api.call("POST", "/api/v1/training-jobs", {**job_body("random", 1, False, 3, "ETA_C")})
+def run_batch(api: Api, body: dict, round_: int = 0) -> Score:
+    """Train ETA_C first (so the batch skips it), then a batch over ETA_B, ETA_D and ETA_C (the
+    symbols of round 2 on are ETA_B2, ETA_D2, ETA_C2 …: each round's batch trains fresh ones)."""
+    trained, fresh = batch_symbols(round_)
+    first = api.call("POST", "/api/v1/training-jobs", {**job_body("random", 1, False, 3, trained)})
     with Sampler(api, f"/api/v1/training-jobs/{first['id']}") as sampler:
         wait_for(sampler, lambda row: row["status"] in ("succeeded", "failed", "stopped"))
     template = {k: v for k, v in body.items() if k != "symbol"}
-    started = api.call("POST", "/api/v1/training/train-all", {"symbols": ["ETA_B", "ETA_D", "ETA_C"],
+    started = api.call("POST", "/api/v1/training/train-all", {"symbols": [*fresh, trained],
                                                               "template": template})
     with Sampler(api, "/api/v1/training/progress") as sampler:
         wait_for(sampler, lambda progress: not progress["training_in_progress"])
@@ -300,7 +331,19 @@ def run_batch(api: Api, body: dict) -> Score:
     status = "succeeded" if all(job["status"] == "succeeded" for job in jobs) else "some failed"
     result = score("batch, 3 symbols, 1 skipped", forecasts, began, ended, sampler.loads, status)
     result.notes.append(f"{len(jobs)} jobs, skipped {', '.join(started['skipped'])}")
+    result.notes.append(sampler.stolen(began))
+    for at, forecast in forecasts:
+        left = (ended - at).total_seconds()
+        result.trace.append({"at": round((at - began).total_seconds(), 2), "left": round(left, 2),
+                             "error": None if forecast is None or left <= 0
+                             else round((forecast - ended).total_seconds() / left, 4)})
     return result
+
+
+def batch_symbols(round_: int) -> tuple[str, list[str]]:
+    """The batch's symbol trained beforehand and its two fresh ones, in round `round_` (from 0)."""
+    suffix = str(round_ + 1) if round_ else ""
+    return f"ETA_C{suffix}", [f"ETA_B{suffix}", f"ETA_D{suffix}"]
 
 
 def kinds(episode: float, long_episode: float, seconds: float) -> dict[str, tuple]:
@@ -327,9 +370,34 @@ def print_table(scores: list[Score]) -> None:
     print("|---|---:|---:|---:|---:|---:|---:|---|")
     for s in scores:
         median = statistics.median(s.errors) if s.errors else float("nan")
-        p90 = statistics.quantiles(s.errors, n=10)[-1] if len(s.errors) >= 2 else (s.errors or [float("nan")])[0]
+        p90 = quantile90(s.errors)
+        notes = "; ".join([s.status, *(note for note in s.notes if note)])
         print(f"| {s.kind} | {s.duration:.1f} s | {len(s.errors)} | {s.missing} | {100 * median:.1f} % | "
-              f"{100 * p90:.1f} % | {s.load:.1f} | {s.status}; {'; '.join(s.notes)} |", flush=True)
+              f"{100 * p90:.1f} % | {s.load:.1f} | {notes} |", flush=True)
+
+
+def within_target(errors: list[float]) -> bool:
+    return bool(errors) and statistics.median(errors) <= TARGET_MEDIAN and quantile90(errors) <= TARGET_P90
+
+
+def quantile90(errors: list[float]) -> float:
+    return statistics.quantiles(errors, n=10)[-1] if len(errors) >= 2 else (errors or [float("nan")])[0]
+
+
+def print_pooled(scores: list[Score]) -> None:
+    """Per kind: every sample of its runs pooled, and how many of its runs alone met the target."""
+    print("\n| job | runs | samples | median error | p90 error | runs within target | runs' medians |")
+    print("|---|---:|---:|---:|---:|---:|---|")
+    for kind in dict.fromkeys(s.kind for s in scores):
+        runs = [s for s in scores if s.kind == kind]
+        pooled = [error for s in runs for error in s.errors]
+        if not pooled:
+            print(f"| {kind} | {len(runs)} | 0 | – | – | 0 of {len(runs)} | too short to score |")
+            continue
+        medians = ", ".join(f"{100 * statistics.median(s.errors):.1f}" if s.errors else "–" for s in runs)
+        print(f"| {kind} | {len(runs)} | {len(pooled)} | {100 * statistics.median(pooled):.1f} % | "
+              f"{100 * quantile90(pooled):.1f} % | {sum(within_target(s.errors) for s in runs)} of {len(runs)} | "
+              f"{medians} |", flush=True)
 
 
 def main() -> None:
@@ -339,6 +407,8 @@ def main() -> None:
     parser.add_argument("--kinds", default=None, help="comma-separated subset, e.g. random-1-on,resumed,batch")
     parser.add_argument("--logs", default=None, help="keep the web and worker logs in this directory")
     parser.add_argument("--dump", default=None, help="write every job's samples (signed error, step) to this JSON file")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run every kind this many times, kind after kind; then score each kind over all its runs")
     args = parser.parse_args()
     episode = episode_seconds(args.candles)
     table = kinds(episode, episode_seconds(BAYESIAN_CANDLES * args.candles), args.seconds)
@@ -350,12 +420,14 @@ def main() -> None:
     admin = os.environ.get("TRAD_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     scores: list[Score] = []
     with scratch_database(admin) as url:
-        port, prefix = free_port(), f"trad-eta-{uuid.uuid4().hex[:8]}:"
-        env = {**os.environ, "TRAD_DATABASE_URL": url, "TRAD_REDIS_PREFIX": prefix,
-               "TRAD_QUEUE": f"{prefix}training", "TRAD_PROGRESS_INTERVAL": "1", "TRAD_PORT": str(port)}
-        for symbol, seed, count in (("ETA_A", 1, args.candles), ("ETA_B", 2, args.candles),
-                                    ("ETA_C", 3, args.candles), ("ETA_D", 5, args.candles),
-                                    ("ETA_L", 4, BAYESIAN_CANDLES * args.candles)):
+        port, tag = free_port(), f"trad-eta-{uuid.uuid4().hex[:8]}"
+        env = {**os.environ, "TRAD_DATABASE_URL": url, "TRAD_REDIS_PREFIX": f"{tag}:",
+               "TRAD_QUEUE": f"{tag}:training", "TRAD_PROGRESS_INTERVAL": "1", "TRAD_PORT": str(port)}
+        symbols = [("ETA_A", 1, args.candles), ("ETA_L", 4, BAYESIAN_CANDLES * args.candles)]
+        for round_ in range(args.rounds if "batch" in chosen else 0):
+            trained, (fresh_b, fresh_d) = batch_symbols(round_)
+            symbols += [(fresh_b, 2, args.candles), (trained, 3, args.candles), (fresh_d, 5, args.candles)]
+        for symbol, seed, count in symbols:
             subprocess.run([TRAD, "data", "synth", "--symbol", symbol, "--timeframe", TIMEFRAME,
                             "--candles", str(count), "--seed", str(seed)],
                            env=env, check=True, stdout=subprocess.DEVNULL)
@@ -363,18 +435,25 @@ def main() -> None:
         try:
             api = Api(f"http://127.0.0.1:{port}")
             wait_healthy(api)
-            for name in chosen:
-                body, stop_at = table[name]
-                result = run_batch(api, body) if name == "batch" else run_job(api, name, body, stop_at)
-                scores.append(result)
-                print_table([result])
+            for round_ in range(args.rounds):
+                for name in chosen:
+                    body, stop_at = table[name]
+                    result = run_batch(api, body, round_) if name == "batch" else run_job(api, name, body, stop_at)
+                    result.round = round_ + 1
+                    scores.append(result)
+                    print_table([result])
         finally:
             stop_processes(processes)
-            cleanup_redis(prefix, url)
+            forget_redis(tag)
     print(f"\nall jobs (load average {os.getloadavg()[0]:.2f} at the end; logs in {log_dir}):")
     print_table(scores)
+    if args.rounds > 1:
+        print(f"\nevery kind over its {args.rounds} runs (its samples pooled; target median ≤ "
+              f"{100 * TARGET_MEDIAN:.0f} %, p90 ≤ {100 * TARGET_P90:.0f} %):")
+        print_pooled(scores)
     if args.dump:
-        Path(args.dump).write_text(json.dumps({s.kind: s.trace for s in scores}, indent=1))
+        runs = {f"{s.kind} #{s.round}" if args.rounds > 1 else s.kind: s.trace for s in scores}
+        Path(args.dump).write_text(json.dumps(runs, indent=1))
 
 
 def stop_processes(processes: list[subprocess.Popen]) -> None:
@@ -389,26 +468,6 @@ def stop_processes(processes: list[subprocess.Popen]) -> None:
             return
         except subprocess.TimeoutExpired:
             continue
-
-
-def cleanup_redis(prefix: str, database_url: str) -> None:
-    """Delete the Redis keys this bench made: its prefix and queue (and its name in RQ's set of
-    queues), and its jobs' last runs with their results (RQ's keys of earlier runs expire by themselves)."""
-    import psycopg2
-    import redis
-
-    client = redis.Redis.from_url(os.environ.get("TRAD_REDIS_URL", "redis://127.0.0.1:6379/0"))
-    with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
-        cur.execute("SELECT rq_job_id FROM training_jobs WHERE rq_job_id IS NOT NULL")
-        runs = [row[0] for row in cur.fetchall()]
-    conn.close()
-    keys = [*client.scan_iter(match=f"*{prefix}*", count=500),
-            *(f"rq:{kind}:{run}" for run in runs for kind in ("job", "results"))]
-    if keys:
-        client.delete(*keys)
-    queues = [name for name in client.smembers("rq:queues") if prefix.encode() in name]
-    if queues:
-        client.srem("rq:queues", *queues)
 
 
 if __name__ == "__main__":

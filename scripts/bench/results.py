@@ -36,7 +36,7 @@ import uuid
 
 import requests
 
-from scratch import ADMIN_URL, scratch_database
+from scratch import ADMIN_URL, forget_redis, scratch_database
 from sse import StreamClient, free_port, percentile, update_burst
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -96,22 +96,7 @@ class System:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
-        self.forget_redis_keys()
-
-    def forget_redis_keys(self) -> None:
-        """Delete what this run left in Redis: its queues' keys and registries, and the runs they name."""
-        import redis
-
-        client = redis.Redis.from_url(self.env.get("TRAD_REDIS_URL") or "redis://localhost:6379/0")
-        keys = list(client.scan_iter(match=f"*{self.tag}*", count=1000))
-        runs = {run.decode() for key in keys if client.type(key) == b"zset" for run in client.zrange(key, 0, -1)}
-        keys += [f"rq:{kind}:{run}" for run in runs for kind in ("job", "results")]
-        if keys:
-            client.delete(*keys)
-        queues = [name for name in client.smembers("rq:queues") if self.tag.encode() in name]
-        if queues:
-            client.srem("rq:queues", *queues)
-        client.close()
+        forget_redis(self.tag, self.env.get("TRAD_REDIS_URL"))
 
 
 def timed_get(url: str, **params) -> tuple[float, int]:

@@ -35,6 +35,29 @@ def training_queue(connection: redis_lib.Redis, settings: Settings) -> Queue:
     return Queue(settings.queue, connection=connection)
 
 
+def forget_tagged_keys(client: redis_lib.Redis, tag: str) -> None:
+    """Delete what a deployment tagged `tag` (its key prefix and every queue name start with it)
+    left in a shared Redis, a test session's or a bench's: its keys, RQ's keys and registries of
+    its queues, the RQ jobs that ran on them (their ids carry no tag: found by their `origin`)
+    with their results, and its queues' names in RQ's set of queues. Nothing of another origin
+    is touched."""
+    keys = [*client.scan_iter(match=f"{tag}*", count=1000), *client.scan_iter(match=f"rq:*{tag}*", count=1000)]
+    jobs = [key for key in client.scan_iter(match="rq:job:*", count=1000) if key.count(b":") == 2]
+    with client.pipeline(transaction=False) as pipe:
+        for key in jobs:
+            pipe.hget(key, "origin")
+        origins = pipe.execute(raise_on_error=False)  # a job key gone or of another type meanwhile
+    for key, origin in zip(jobs, origins):
+        if isinstance(origin, bytes) and origin.decode(errors="replace").startswith(tag):
+            run = key.decode().removeprefix("rq:job:")
+            keys += [key, f"rq:results:{run}", f"rq:job:{run}:dependents", f"rq:job:{run}:dependencies"]
+    if keys:
+        client.delete(*keys)
+    queues = [name for name in client.smembers("rq:queues") if tag in name.decode(errors="replace")]
+    if queues:
+        client.srem("rq:queues", *queues)
+
+
 def new_run_id(job_id: int) -> str:
     """A fresh RQ job id for one run of a training job; recorded on its row before enqueueing."""
     return f"trad-{job_id}-{uuid.uuid4().hex[:12]}"
