@@ -72,6 +72,19 @@ def test_load_a_date_range_in_chunks_with_progress(clean_db):
     assert calls == [(100, 384), (200, 384), (300, 384), (384, 384)]
 
 
+def test_a_load_without_its_series_is_refused_not_widened(clean_db):
+    """A range is always of one series: no symbol or timeframe must not read every series."""
+    store.import_synthetic(clean_db, "ONE", "1h", 50, seed=3)
+    store.import_synthetic(clean_db, "TWO", "1h", 50, seed=4)
+    with clean_db.connection() as conn:
+        assert store.count_candles(conn, "ONE", "1h", start=pd.Timestamp("2000-01-01", tz="UTC")) == 50
+        for symbol, timeframe in ((None, "1h"), ("", "1h"), ("ONE", None)):
+            with pytest.raises(ValueError, match="symbol and a timeframe"):
+                store.load_candles(conn, symbol, timeframe)
+            with pytest.raises(ValueError, match="symbol and a timeframe"):
+                store.count_candles(conn, symbol, timeframe)
+
+
 def test_unknown_symbol_loads_empty(clean_db):
     frame = store.load_frame(clean_db, "NOPE", "5m")
     assert frame.empty and list(frame.columns) == ["timestamp", "open", "high", "low", "close", "volume"]

@@ -1,6 +1,6 @@
 """What every request passes through: a trace id, the access token, a same-origin check for state
-changes, only the query parameters the API documents, well-formed rq-dashboard arguments, a
-well-formed JSON body."""
+changes, only the query parameters the API documents, well-formed rq-dashboard arguments (and
+runs it can delete), a well-formed JSON body."""
 
 from __future__ import annotations
 
@@ -12,11 +12,14 @@ from flask import Flask, Response, current_app, g, request
 from flask_openapi3.utils import parse_rule
 from rq import Queue
 from rq.job import JOB_ID_PATTERN
+from rq.registry import (CanceledJobRegistry, DeferredJobRegistry, FailedJobRegistry, FinishedJobRegistry,
+                         StartedJobRegistry)
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from trad.api.errors import RequestError, trace_id
 from trad.api.services import services
 from trad.errors import InvalidInput, NotFound
+from trad.jobs.queue import forget_expired_executions
 
 TOKEN_COOKIE = "trad_token"
 TOKEN_QUERY = "token"  # for EventSource, which cannot send headers
@@ -28,6 +31,8 @@ STATE_CHANGING_GETS = frozenset({"rq_dashboard.requeue_all"})  # requeues every 
 WEBSOCKETS = frozenset({"feed.feed_all_jobs", "feed.feed_one_job"})  # no CORS guards them: see below
 SAME_ORIGIN_SITES = ("same-origin", "none")  # Sec-Fetch-Site of the page's own requests, or typed by the user
 RQ_REGISTRIES = ("queued", "started", "finished", "failed", "deferred", "scheduled", "canceled")
+RQ_EMPTIED_ONE_BY_ONE = {"started": StartedJobRegistry, "finished": FinishedJobRegistry, "failed": FailedJobRegistry,
+                         "deferred": DeferredJobRegistry, "canceled": CanceledJobRegistry}  # rq-dashboard deletes each run
 RQ_ORDERS = ("asc", "dsc")
 RQ_PAGE_LIMITS = {"page": 1_000_000, "per_page": 1_000}
 QUERY_PARAMETERS = "trad_query_parameters"
@@ -40,6 +45,7 @@ def install(app: Flask) -> None:
     app.before_request(check_same_origin)
     app.before_request(check_query_parameters)
     app.before_request(check_rq_arguments)
+    app.before_request(let_rq_dashboard_delete_dead_runs)
     app.before_request(check_json_body)
     app.after_request(end_request)
 
@@ -175,6 +181,21 @@ def check_rq_arguments() -> None:
     if request.endpoint == "rq_dashboard.compact_queue" and not Queue(args["queue_name"],
                                                                       connection=current_app.redis_conn).count:
         raise NotFound(f"RQ queue {args['queue_name']!r} holds no jobs to compact")  # rq's RENAME would fail
+
+
+def let_rq_dashboard_delete_dead_runs() -> None:
+    """Before rq-dashboard deletes runs (a run's delete button, or emptying a registry run by run),
+    drop the executions RQ still lists but no longer holds: a run whose worker died less than a
+    minute ago could not be deleted otherwise (`trad.jobs.queue.forget_expired_executions`)."""
+    args = request.view_args or {}
+    if request.endpoint == "rq_dashboard.delete_job_view":
+        runs = [args["job_id"]]
+    elif request.endpoint == "rq_dashboard.empty_queue" and args["registry_name"] in RQ_EMPTIED_ONE_BY_ONE:
+        registry = RQ_EMPTIED_ONE_BY_ONE[args["registry_name"]](args["queue_name"], connection=current_app.redis_conn)
+        runs = registry.get_job_ids(cleanup=False)
+    else:
+        return
+    forget_expired_executions(current_app.redis_conn, runs)
 
 
 def check_json_body() -> None:

@@ -1,14 +1,16 @@
-"""RQ wiring: the queue, enqueueing a training job, the stop flag and the stop command."""
+"""RQ wiring: the queue, enqueueing a training job, the stop flag and the stop command, and what\nRQ leaves behind (executions it no longer holds, a tagged run's keys)."""
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterable
 
 import redis as redis_lib
 from rq import Queue
 from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.executions import Execution, ExecutionRegistry
 from rq.job import Job
 
 from trad.config import Settings
@@ -56,6 +58,34 @@ def forget_tagged_keys(client: redis_lib.Redis, tag: str) -> None:
     queues = [name for name in client.smembers("rq:queues") if tag in name.decode(errors="replace")]
     if queues:
         client.srem("rq:queues", *queues)
+
+
+def forget_expired_executions(connection: redis_lib.Redis, run_ids: Iterable[str]) -> int:
+    """Drop from each run's execution registry the executions Redis no longer holds; returns how many.
+
+    RQ 3.0 lists an execution there 60 s longer than it keeps the execution itself: for a minute
+    after its worker died, a run is one `Job.delete()` cannot delete ("Execution … not found in
+    Redis"), which is what rq-dashboard's delete and empty buttons call.
+    """
+    runs = list(run_ids)
+    with connection.pipeline(transaction=False) as pipe:
+        for run in runs:
+            pipe.zrange(ExecutionRegistry(run, connection).key, 0, -1)
+        listed = pipe.execute()
+    executions = [Execution(id=execution.decode(), job_id=run, connection=connection)
+                  for run, ids in zip(runs, listed) for execution in ids]
+    if not executions:
+        return 0
+    with connection.pipeline(transaction=False) as pipe:
+        for execution in executions:
+            pipe.exists(execution.key)
+        held = pipe.execute()
+    gone = [execution for execution, exists in zip(executions, held) if not exists]
+    with connection.pipeline(transaction=False) as pipe:
+        for execution in gone:
+            pipe.zrem(ExecutionRegistry(execution.job_id, connection).key, execution.id)
+        pipe.execute()
+    return len(gone)
 
 
 def new_run_id(job_id: int) -> str:
