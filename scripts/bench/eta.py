@@ -9,8 +9,8 @@ and one worker process (progress interval 1 s) and runs, one after the other: ra
 and Bayesian searches with n_jobs 1 and 2, validation on and off; a random job stopped at
 40 % of its search and resumed (the resumed run is scored); a batch of 3 symbols of which 1
 is skipped (trained already). Each search is sized from a short search timed here to last
-about `--seconds` (Bayesian ones search 6× the candles with at most 600 episodes: past
-~1,000 results a single model fit takes 5–25 s here, erratically). Every 0.5 s it reads the
+about `--seconds` (Bayesian ones search 6× the candles, 10× on two processes, with at most
+600 episodes: past ~1,000 results a single model fit takes 5–25 s here, erratically). Every 0.5 s it reads the
 job row through the API (a batch: /training/progress) and, once the job has ended, scores
 every sample taken once 20 % of the job's duration had passed while at least 2 s remained:
 
@@ -63,7 +63,8 @@ STRATEGY = "liquidity_sweep"
 WINDOWS = {"train_window_days": 60, "test_window_days": 20}
 BAYESIAN_MODEL_SECONDS = 0.005  # a first guess of the model's time per episode, for sizing only
 BAYESIAN_EPISODES = 600  # at most: past ~1,000 results one model fit takes 5–25 s here, erratically
-BAYESIAN_CANDLES = 6     # Bayesian jobs search a symbol with this many times the candles
+BAYESIAN_CANDLES = 6     # Bayesian jobs search a symbol with this many times the candles…
+SHARED_BAYESIAN_CANDLES = 10  # …on two processes this many: 600 episodes then last 20 s or more, not 16
 JOB_OVERHEAD = 2.0       # an episode in a job here takes about this many times one run alone
 TARGET_MEDIAN, TARGET_P90 = 0.10, 0.25
 
@@ -357,9 +358,10 @@ def kinds(episode: float, long_episode: float, seconds: float) -> dict[str, tupl
             # two processes run ~1.7× the episodes a second: size their jobs to last as long
             sized = episodes if n_jobs == 1 else min(int(1.7 * episodes), BAYESIAN_EPISODES if optimizer == "bayesian"
                                                        else int(1.7 * episodes))
+            searched = "ETA_M" if optimizer == "bayesian" and n_jobs == 2 else symbol
             for validation in (True, False):
                 name = f"{optimizer}-{n_jobs}-{'on' if validation else 'off'}"
-                table[name] = (job_body(optimizer, n_jobs, validation, sized, symbol), None)
+                table[name] = (job_body(optimizer, n_jobs, validation, sized, searched), None)
     table["resumed"] = (job_body("random", 1, True, int(plain * 1.4)), 0.4)
     table["batch"] = (job_body("random", 1, True, max(10, plain // 2)), None)
     return table
@@ -424,6 +426,8 @@ def main() -> None:
         env = {**os.environ, "TRAD_DATABASE_URL": url, "TRAD_REDIS_PREFIX": f"{tag}:",
                "TRAD_QUEUE": f"{tag}:training", "TRAD_PROGRESS_INTERVAL": "1", "TRAD_PORT": str(port)}
         symbols = [("ETA_A", 1, args.candles), ("ETA_L", 4, BAYESIAN_CANDLES * args.candles)]
+        if any(name.startswith("bayesian-2") for name in chosen):
+            symbols.append(("ETA_M", 6, SHARED_BAYESIAN_CANDLES * args.candles))
         for round_ in range(args.rounds if "batch" in chosen else 0):
             trained, (fresh_b, fresh_d) = batch_symbols(round_)
             symbols += [(fresh_b, 2, args.candles), (trained, 3, args.candles), (fresh_d, 5, args.candles)]
