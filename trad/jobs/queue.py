@@ -1,4 +1,5 @@
-"""RQ wiring: the queue, enqueueing a training job, the stop flag and the stop command, and what\nRQ leaves behind (executions it no longer holds, a tagged run's keys)."""
+"""RQ wiring: the queue, enqueueing a training job, the stop flag and the stop command, and what
+RQ leaves behind (executions it no longer holds, a tagged run's keys)."""
 
 from __future__ import annotations
 

@@ -128,9 +128,7 @@ def _range_clause(symbol: str, timeframe: str, start: datetime | None, end: date
     never optional: a missing symbol or timeframe is an error, not a load of every series."""
     if not symbol or not timeframe:
         raise ValueError(f"a series needs a symbol and a timeframe, not {symbol!r} and {timeframe!r}")
-    bounds, params = where(("ts >= %s", start), ("ts <= %s", end))
-    series = "WHERE symbol = %s AND timeframe = %s"
-    return series + bounds.replace("WHERE", " AND", 1), [symbol, timeframe, *params]
+    return where(("symbol = %s", symbol), ("timeframe = %s", timeframe), ("ts >= %s", start), ("ts <= %s", end))
 
 
 def count_candles(conn: Connection, symbol: str, timeframe: str,
