@@ -250,8 +250,20 @@ def score(kind: str, forecasts: list[tuple[datetime, datetime | None]], began: d
         if forecast is None:
             missing += 1
             continue
-        errors.append(abs((forecast - ended).total_seconds()) / left)
+        errors.append(abs(signed_error(at, forecast, ended)))
     return Score(kind, duration, errors, missing, max(loads) if loads else os.getloadavg()[0], status)
+
+
+def signed_error(at: datetime, forecast: datetime, ended: datetime) -> float:
+    """(estimated_completion − finished_at) ÷ the time left at `at`: > 0 when the forecast came late."""
+    return (forecast - ended).total_seconds() / (ended - at).total_seconds()
+
+
+def trace_entry(at: datetime, forecast: datetime | None, began: datetime, ended: datetime) -> dict:
+    """One sample for --dump: seconds in, seconds left, signed error (None without a forecast)."""
+    left = (ended - at).total_seconds()
+    return {"at": round((at - began).total_seconds(), 2), "left": round(left, 2),
+            "error": None if forecast is None or left <= 0 else round(signed_error(at, forecast, ended), 4)}
 
 
 def run_job(api: Api, kind: str, body: dict, stop_at: float | None = None) -> Score:
@@ -279,11 +291,8 @@ def run_job(api: Api, kind: str, body: dict, stop_at: float | None = None) -> Sc
     result.notes.append(sampler.stolen(began))
     for at, row in sampler.samples:
         if row["status"] == "running" and at >= began:
-            forecast, left = parse_time(row["estimated_completion"]), (ended - at).total_seconds()
-            result.trace.append({"at": round((at - began).total_seconds(), 2), "left": round(left, 2),
-                                 "step": row["step_number"], "step_percentage": row["step_percentage"],
-                                 "error": None if forecast is None or left <= 0
-                                 else round((forecast - ended).total_seconds() / left, 4)})
+            result.trace.append({**trace_entry(at, parse_time(row["estimated_completion"]), began, ended),
+                                 "step": row["step_number"], "step_percentage": row["step_percentage"]})
     return result
 
 
@@ -333,11 +342,7 @@ def run_batch(api: Api, body: dict, round_: int = 0) -> Score:
     result = score("batch, 3 symbols, 1 skipped", forecasts, began, ended, sampler.loads, status)
     result.notes.append(f"{len(jobs)} jobs, skipped {', '.join(started['skipped'])}")
     result.notes.append(sampler.stolen(began))
-    for at, forecast in forecasts:
-        left = (ended - at).total_seconds()
-        result.trace.append({"at": round((at - began).total_seconds(), 2), "left": round(left, 2),
-                             "error": None if forecast is None or left <= 0
-                             else round((forecast - ended).total_seconds() / left, 4)})
+    result.trace.extend(trace_entry(at, forecast, began, ended) for at, forecast in forecasts)
     return result
 
 

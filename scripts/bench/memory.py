@@ -93,10 +93,11 @@ def main() -> None:
     print(f"{args.candles:,} candles, liquidity_sweep; load average {os.getloadavg()[0]:.2f} at start\n")
     grown = {mode: run(GROWN, mode, str(args.candles)) for mode in ("default", "reuse")}
     print("live data grown, 15 backtests: median time, median page faults")
+    seconds = {}
     for mode, runs in grown.items():
-        seconds, faults = statistics.median(t for t, _ in runs), statistics.median(f for _, f in runs)
-        print(f"  {mode:8} {1000 * seconds:7.1f} ms {faults:8,.0f}")
-    ratio = statistics.median(t for t, _ in grown["default"]) / statistics.median(t for t, _ in grown["reuse"])
+        seconds[mode], faults = statistics.median(t for t, _ in runs), statistics.median(f for _, f in runs)
+        print(f"  {mode:8} {1000 * seconds[mode]:7.1f} ms {faults:8,.0f}")
+    ratio = seconds["default"] / seconds["reuse"]
     print(f"  default ÷ reuse: {ratio:.2f}×\n")
     print(f"Bayesian search, {args.episodes} episodes, seed 7: one configuration's backtest every 50 episodes")
     for mode in ("default", "reuse"):
