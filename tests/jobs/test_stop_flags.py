@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.conftest import WorkerProcess, create_database, drop_database
+from tests.conftest import STOPPABLE_CANDLES, STOPPABLE_SYMBOL, WorkerProcess, create_database, drop_database
 from tests.polling import job_row as row, wait_for
 from trad.db import Database, upgrade
 from trad.jobs.control import create_job, stop_job
@@ -64,8 +64,8 @@ def test_a_new_database_beside_the_same_redis_runs_its_job_1(clean_db, settings,
     database is then replaced by a new one (ids start at 1 again) on the same Redis prefix and
     queue. The new job 1 runs to the end."""
     db = clean_db
-    candles_of("SYN", 20_000)
-    old = create_job(db, redis_client, settings, request())
+    candles_of(STOPPABLE_SYMBOL, STOPPABLE_CANDLES)
+    old = create_job(db, redis_client, settings, request(symbol=STOPPABLE_SYMBOL, n_iterations=1000))
     assert old["id"] == 1
     old_worker = start_worker()
     stopped = stop_while_running(db, redis_client, settings, old_worker, 1)
@@ -93,8 +93,8 @@ def test_the_reconciler_kills_a_run_that_does_not_stop(db, settings, redis_clien
     """The backstop: a work horse that cannot see its flag (frozen here with SIGSTOP) is killed
     by another worker's reconciliation STOP_GRACE seconds after the stop, and the job ends
     `stopped`."""
-    candles_of("SYN", 20_000)
-    job = create_job(db, redis_client, settings, request(n_iterations=1000))
+    candles_of(STOPPABLE_SYMBOL, STOPPABLE_CANDLES)
+    job = create_job(db, redis_client, settings, request(symbol=STOPPABLE_SYMBOL, n_iterations=1000))
     worker = start_worker()
     wait_for(lambda: row(db, job["id"])["current_episode"] >= 5, 60, what="the job running")
     horse = worker.horse_pids()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import STOPPABLE_CANDLES, STOPPABLE_SYMBOL
 from tests.polling import job_row as row, wait_for
 from trad.jobs.control import create_job, resume_job, stop_job
 from trad.jobs.stop_flags import cancel_key
@@ -51,8 +52,8 @@ def test_an_unseeded_search_stopped_and_resumed_runs_exactly_its_budget(
     """The search draws its seed as it first starts and keeps it; the resume replays the same
     sequence, skips what is recorded and fills the episodes a stop cut short. The stop flag
     of the first run is still in Redis when the second starts: it does not stop it."""
-    candles_of("SYN", 20_000)
-    request = JobRequest(strategy="sma_crossover", symbol="SYN", timeframe="5m", optimizer=optimizer,
+    candles_of(STOPPABLE_SYMBOL, STOPPABLE_CANDLES)
+    request = JobRequest(strategy="sma_crossover", symbol=STOPPABLE_SYMBOL, timeframe="5m", optimizer=optimizer,
                          param_space=WIDE_SPACE, n_iterations=n_iterations or 50, n_jobs=n_jobs,
                          min_trades=1, validation={"enabled": False})
     job = create_job(db, redis_client, settings, request)
