@@ -46,6 +46,9 @@ NOTES = """\
   generation, trade simulation, equity curve, metrics, trades DataFrame). Wall time on
   a machine shared with other test suites (load average in the header): single figures
   move by ±50 % between runs; the ratios, measured back to back, move less.
+- *A search's episode*: an optimizer reads a backtest's metrics only; the trades table
+  (a pandas frame of every trade) is built when first read — by Save Configuration and
+  the ad-hoc backtests. Both sides timed alternately in one run, median of each.
 - *Callback overhead*: the same backtest with a no-op `progress_callback` and without,
   in pairs (each side the best of 5 interleaved runs, alternating which goes first),
   CPU time; the median pair ratio − 1. The A/A column is the same measurement with no
@@ -103,9 +106,36 @@ def speed_table(sizes: list[int], repeats: dict[int, int]) -> list[str]:
         cells = []
         for name in strategy_names():
             strategy = STRATEGIES[name]()
-            taken = seconds(lambda: engine.run_backtest(data, strategy), repeats[n])
+            taken = seconds(lambda: engine.run_backtest(data, strategy).trades, repeats[n])
             trades = len(engine.run_backtest(data, strategy).trades)
             cells.append(f"{n / taken / 1e6:.1f} M/s ({taken * 1e3:.1f} ms, {trades} trades)")
+        lines.append(f"| {n:,} | " + " | ".join(cells) + " |")
+        del data
+        gc.collect()
+    return lines
+
+
+def episode_table(sizes: list[int], repeats: dict[int, int]) -> list[str]:
+    """What a search's episode pays (the metrics; the trades table is built only when read)
+    beside a full backtest whose trades are read, timed alternately in one run."""
+    engine = BacktestEngine()
+    lines = ["| candles | " + " | ".join(strategy_names()) + " |",
+             "|---:|" + "---:|" * len(STRATEGIES)]
+    for n in sizes:
+        data = synthetic_candles(n, seed=SEED)
+        cells = []
+        for name in strategy_names():
+            strategy = STRATEGIES[name]()
+            times = {"episode": [], "full": []}
+            for i in range(max(7, 3 * repeats[n])):
+                for side in (("episode", "full") if i % 2 else ("full", "episode")):
+                    start = time.perf_counter()
+                    result = engine.run_backtest(data, strategy)
+                    if side == "full":
+                        result.trades
+                    times[side].append(time.perf_counter() - start)
+            episode, full = statistics.median(times["episode"]), statistics.median(times["full"])
+            cells.append(f"{episode * 1e3:.2f} ms of {full * 1e3:.2f} ms ({full / episode:.2f}× as fast)")
         lines.append(f"| {n:,} | " + " | ".join(cells) + " |")
         del data
         gc.collect()
@@ -191,7 +221,7 @@ def memory_child(n: int, name: str) -> None:
     strategy = STRATEGIES[name]()
     gc.collect()
     tracemalloc.start()
-    BacktestEngine().run_backtest(data, strategy)
+    BacktestEngine().run_backtest(data, strategy).trades
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -233,6 +263,8 @@ def main() -> None:
         "",
         "## Speed (median wall time of one full backtest: signals, trades, equity, metrics)",
         "", *speed_table(sizes, repeats), "",
+        "## A search's episode (metrics only) beside a full backtest whose trades are read",
+        "", *episode_table(sizes, repeats), "",
         "## Progress-callback overhead (no-op callback, 100k candles, median of paired runs)",
         "", *callback_overhead(100_000, 7 if args.quick else 81), "",
     ]
@@ -267,7 +299,7 @@ def _parity_row(label: str, data: pd.DataFrame, quick: bool) -> str:
     strategy = LiquiditySweep()
     engine = BacktestEngine(fee_rate=0.0005)
     ours = engine.run_backtest(data, strategy).trades
-    trad_seconds = seconds(lambda: engine.run_backtest(data, strategy), 3 if quick else 11)
+    trad_seconds = seconds(lambda: engine.run_backtest(data, strategy).trades, 3 if quick else 11)
     backtest = backtesting_py(data, strategy.params)
     theirs = run_quietly(backtest)._trades
     bt_seconds = seconds(lambda: run_quietly(backtest), 1 if quick else 3)

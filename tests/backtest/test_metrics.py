@@ -17,6 +17,10 @@ def test_candles_per_year():
     stamps = pd.date_range("2024-01-01", periods=50, freq="1h", tz="UTC")
     assert m.candles_per_year(timestamps=pd.Series(stamps)) == 8_760
     assert m.candles_per_year(timestamps=stamps[:1]) == 1.0
+    for unit in ("s", "ms", "us", "ns"):  # the spacing in seconds, whatever the stored resolution
+        per_year = m.candles_per_year(timestamps=pd.Series(stamps).astype(f"datetime64[{unit}, UTC]"))
+        assert per_year == 8_760 and type(per_year) is float
+    assert m.candles_per_year(timestamps=list(stamps[:5])) == 8_760
     with pytest.raises(ValueError):
         m.candles_per_year("7m")
 

@@ -17,7 +17,7 @@ from trad.data.synthetic import synthetic_candles
 from trad.optimize import evaluate_config
 from trad.strategies import get_strategy
 from trad.training.steps import DATA_COLLECTION, OPTIMIZATION, SAVE_CONFIGURATION, VALIDATION
-from trad.training.forecast import BACKTEST_OVERHEAD_CANDLES
+from trad.training.results import FOLD_SEGMENT_CANDLES
 from trad.training.validation import backtest_work
 from trad.training.workflow import JobFailed, train
 
@@ -73,7 +73,7 @@ def test_the_eta_is_told_what_validation_and_saving_will_backtest():
     train = sum(3 * backtest_work(f["train_candles"]) for f in folds)
     # every train window per candidate and every test window; saving: the series and its curve,
     # and each test window again with its trades and curve
-    segments = sum(work[1:]) + len(folds) * BACKTEST_OVERHEAD_CANDLES
+    segments = sum(f["test_candles"] + FOLD_SEGMENT_CANDLES for f in folds)
     assert sink.planned == (1, train + sum(work[1:]), 2 * work[0] + segments)
     off = run(job_row(config={"param_space": SMALL_SPACE, "validation": {**validation, "enabled": False}}))
     assert off.planned == (1, 0, 2 * work[0])

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
-from trad.backtest.ledger import book
+from trad.backtest.ledger import Ledger, book
 from trad.backtest.metrics import backtest_metrics, candles_per_year
 from trad.backtest.simulation import EXIT_REASONS, Candles, Fills, simulate_trades
 from trad.data.frames import CANDLE_COLUMNS
@@ -22,15 +23,35 @@ TRADE_COLUMNS = ("entry_time", "exit_time", "entry_price", "exit_price", "units"
 
 @dataclass
 class BacktestResult:
-    """Trades (one row each, columns TRADE_COLUMNS), equity at every close, and metrics.
+    """Equity at every close, metrics, and the trades (one row each, columns TRADE_COLUMNS).
 
     Prices in `trades` are fills (slippage included); `pnl` is after both fees;
-    `return_pct` is pnl over the cash the trade spent (a fraction, 0.01 = 1 %).
+    `return_pct` is pnl over the cash the trade spent (a fraction, 0.01 = 1 %). The trades
+    table is built when first read: a search's episodes read only the metrics, and the
+    table is ~1 ms of a 20,000-candle backtest's ~2.5 ms.
     """
 
-    trades: pd.DataFrame
     equity: np.ndarray
     metrics: dict[str, float]
+    fills: Fills = field(repr=False)
+    ledger: Ledger = field(repr=False)
+    timestamps: pd.Series = field(repr=False)
+
+    @cached_property
+    def trades(self) -> pd.DataFrame:
+        fills, ledger, timestamps = self.fills, self.ledger, self.timestamps
+        return pd.DataFrame({
+            "entry_time": timestamps.take(fills.entry_index).reset_index(drop=True),
+            "exit_time": timestamps.take(fills.exit_index).reset_index(drop=True),
+            "entry_price": fills.entry_price,
+            "exit_price": fills.exit_price,
+            "units": ledger.units,
+            "pnl": ledger.pnl,
+            "return_pct": ledger.return_pct,
+            "exit_reason": pd.Series(np.asarray(EXIT_REASONS, dtype=object)[fills.reason], dtype="str"),
+            "entry_index": fills.entry_index,
+            "exit_index": fills.exit_index,
+        }, columns=list(TRADE_COLUMNS))
 
 
 class BacktestEngine:
@@ -73,26 +94,13 @@ class BacktestEngine:
 
     def _result(self, data: pd.DataFrame, candles: Candles, fills: Fills,
                 size: float) -> BacktestResult:
-        """Book the fills, build the trades table and compute the metrics."""
+        """Book the fills and compute the metrics."""
         ledger = book(fills, candles.close, self.initial_equity, size, self.fee_rate)
         timestamps = data["timestamp"]
-        trades = pd.DataFrame({
-            "entry_time": timestamps.take(fills.entry_index).reset_index(drop=True),
-            "exit_time": timestamps.take(fills.exit_index).reset_index(drop=True),
-            "entry_price": fills.entry_price,
-            "exit_price": fills.exit_price,
-            "units": ledger.units,
-            "pnl": ledger.pnl,
-            "return_pct": ledger.return_pct,
-            "exit_reason": pd.Series(np.asarray(EXIT_REASONS, dtype=object)[fills.reason],
-                                     dtype="str"),
-            "entry_index": fills.entry_index,
-            "exit_index": fills.exit_index,
-        }, columns=list(TRADE_COLUMNS))
         metrics = backtest_metrics(ledger.equity, self.initial_equity, ledger.pnl,
                                    ledger.return_pct, fills.entry_index, fills.exit_index,
                                    candles_per_year(timestamps=timestamps))
-        return BacktestResult(trades=trades, equity=ledger.equity, metrics=metrics)
+        return BacktestResult(ledger.equity, metrics, fills, ledger, timestamps)
 
 
 def _candle_arrays(data: pd.DataFrame) -> Candles:

@@ -45,11 +45,11 @@ MEMORY_SHARE = 0.2        # a Pace remembers about the last fifth of its step's 
 MAX_MEMORY = 30.0         # s: and at most about the last half-minute
 MIN_SIGNAL_SECONDS = 1.0  # s of a step's work before its speed is trusted
 SAVE_SECONDS = 0.3        # s: the trained configuration, its trades and curves and the final state, written
-# A backtest's fixed cost (strategy, frame, trades table and metrics set-up) in candles of its
-# per-candle work. Timed alone, liquidity_sweep took 1.7 ms on 300 candles and 6.6 ms on 100k
-# (fastest of 15); in jobs, validating 153 folds × 5 candidates of a 900,000-candle series
-# took 2.0–2.7 ms a backtest beyond 61–73 ns a candle (three runs): 29,000–40,000 candles.
-BACKTEST_OVERHEAD_CANDLES = 30_000
+# A backtest's fixed cost (strategy, frame and metrics set-up) in candles of its per-candle work.
+# Validating 101 folds × 6 backtests of a 900,000-candle series in one process took 0.5–1.5 ms a
+# backtest beyond 41–75 ns a candle (three strategies, two runs each): 12,000–20,000 candles.
+# (37,000–48,000 while every backtest also built its trades table, which a search never reads.)
+BACKTEST_OVERHEAD_CANDLES = 15_000
 # The backtests' seconds per candle: the median over this many of the newest episodes. One
 # backtest stalled by the machine (a 150 ms one among 11 ms ones) moves a mean of the last ten
 # by twice; it does not move the median of a hundred.
