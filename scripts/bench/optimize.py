@@ -133,6 +133,7 @@ def updates_per_job(candles: int, interval: float) -> None:
     from trad.store.candles import import_synthetic
     from trad.store.jobs import insert_job
     from trad.jobs.runner import run_training
+    from trad.training.windows import fitting_windows
 
     with scratch_database() as url:
         settings = dataclasses.replace(Settings.from_env(), database_url=url, progress_interval=interval,
@@ -143,9 +144,11 @@ def updates_per_job(candles: int, interval: float) -> None:
             cur.execute(AUDIT)
         print(f"\nwhole jobs, {candles:,} candles, progress interval {interval:g} s, validation on:")
         print(f"{'optimizer':<10} {'n_jobs':>6} {'episodes':>8} {'seconds':>8} {'UPDATEs':>8} {'bound':>6}")
+        windows = fitting_windows(candles * 5 / 1440)  # what a job on these candles gets by default
+        validation = {"enabled": True, "train_window_days": windows.train, "test_window_days": windows.test,
+                      "gap_days": windows.gap}
         for name, n_jobs, iterations in JOBS:
-            config = {"n_jobs": n_jobs, "seed": 1, "validation": {"enabled": True, "train_window_days": 120,
-                                                                  "test_window_days": 30}}
+            config = {"n_jobs": n_jobs, "seed": 1, "validation": validation}
             if iterations:
                 config["n_iterations"] = iterations
             if name == "grid":
