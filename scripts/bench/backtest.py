@@ -96,50 +96,47 @@ def seconds(run, repeats: int) -> float:
     return statistics.median(times)
 
 
-def speed_table(sizes: list[int], repeats: dict[int, int]) -> list[str]:
-    """Candles per second of every strategy at its default parameters."""
+def strategy_table(sizes: list[int], cell) -> list[str]:
+    """A Markdown table: a row per candle count, a column per strategy, `cell(engine, data, strategy)`
+    in each."""
     engine = BacktestEngine()
     lines = ["| candles | " + " | ".join(strategy_names()) + " |",
              "|---:|" + "---:|" * len(STRATEGIES)]
     for n in sizes:
         data = synthetic_candles(n, seed=SEED)
-        cells = []
-        for name in strategy_names():
-            strategy = STRATEGIES[name]()
-            taken = seconds(lambda: engine.run_backtest(data, strategy).trades, repeats[n])
-            trades = len(engine.run_backtest(data, strategy).trades)
-            cells.append(f"{n / taken / 1e6:.1f} M/s ({taken * 1e3:.1f} ms, {trades} trades)")
+        cells = [cell(engine, data, STRATEGIES[name]()) for name in strategy_names()]
         lines.append(f"| {n:,} | " + " | ".join(cells) + " |")
         del data
         gc.collect()
     return lines
+
+
+def speed_table(sizes: list[int], repeats: dict[int, int]) -> list[str]:
+    """Candles per second of every strategy at its default parameters, its trades table read."""
+    def cell(engine: BacktestEngine, data: pd.DataFrame, strategy) -> str:
+        taken = seconds(lambda: engine.run_backtest(data, strategy).trades, repeats[len(data)])
+        trades = len(engine.run_backtest(data, strategy).trades)
+        return f"{len(data) / taken / 1e6:.1f} M/s ({taken * 1e3:.1f} ms, {trades} trades)"
+
+    return strategy_table(sizes, cell)
 
 
 def episode_table(sizes: list[int], repeats: dict[int, int]) -> list[str]:
     """What a search's episode pays (the metrics; the trades table is built only when read)
     beside a full backtest whose trades are read, timed alternately in one run."""
-    engine = BacktestEngine()
-    lines = ["| candles | " + " | ".join(strategy_names()) + " |",
-             "|---:|" + "---:|" * len(STRATEGIES)]
-    for n in sizes:
-        data = synthetic_candles(n, seed=SEED)
-        cells = []
-        for name in strategy_names():
-            strategy = STRATEGIES[name]()
-            times = {"episode": [], "full": []}
-            for i in range(max(7, 3 * repeats[n])):
-                for side in (("episode", "full") if i % 2 else ("full", "episode")):
-                    start = time.perf_counter()
-                    result = engine.run_backtest(data, strategy)
-                    if side == "full":
-                        result.trades
-                    times[side].append(time.perf_counter() - start)
-            episode, full = statistics.median(times["episode"]), statistics.median(times["full"])
-            cells.append(f"{episode * 1e3:.2f} ms of {full * 1e3:.2f} ms ({full / episode:.2f}× as fast)")
-        lines.append(f"| {n:,} | " + " | ".join(cells) + " |")
-        del data
-        gc.collect()
-    return lines
+    def cell(engine: BacktestEngine, data: pd.DataFrame, strategy) -> str:
+        times = {"episode": [], "full": []}
+        for i in range(max(7, 3 * repeats[len(data)])):
+            for side in (("episode", "full") if i % 2 else ("full", "episode")):
+                start = time.perf_counter()
+                result = engine.run_backtest(data, strategy)
+                if side == "full":
+                    result.trades
+                times[side].append(time.perf_counter() - start)
+        episode, full = statistics.median(times["episode"]), statistics.median(times["full"])
+        return f"{episode * 1e3:.2f} ms of {full * 1e3:.2f} ms ({full / episode:.2f}× as fast)"
+
+    return strategy_table(sizes, cell)
 
 
 def callback_overhead(n: int, pairs: int) -> list[str]:
