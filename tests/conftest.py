@@ -157,9 +157,10 @@ def add_job(db: Database, config: dict | None = None, **columns) -> dict:
         return insert_job(conn, **fields)
 
 
-# Candles a job stopped mid-run searches: a backtest of them takes ~7 ms here, so 1,000 episodes
-# last seconds rather than the ~1.5 s of 20,000 candles, which a stop sent after the first
-# progress write (0.5 s in tests) could arrive too late for.
+# Candles for a job that something must happen to mid-run (a stop, a database outage): a backtest
+# of them takes ~7 ms here, so 600–1,300 episodes last seconds, where on 20,000 candles (~1 ms)
+# they end within a second — before a stop sent after the first progress write (0.5 s in tests)
+# arrives.
 STOPPABLE_SYMBOL, STOPPABLE_CANDLES = "SYNLONG", 200_000
 
 

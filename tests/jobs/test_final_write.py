@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import psycopg2
 import pytest
 
-from tests.conftest import ADMIN_URL
+from tests.conftest import ADMIN_URL, STOPPABLE_CANDLES, STOPPABLE_SYMBOL
 from tests.polling import job_row as row, wait_for
 from trad.jobs.control import create_job
 from trad.jobs.queue import connect_redis
@@ -62,10 +62,10 @@ def test_the_final_state_is_written_within_5_s_of_postgresql_coming_back(db, set
     until the row says `succeeded` is measured.
     """
     name = urlsplit(settings.database_url).path.lstrip("/")
-    candles_of("SYN", 20_000)
+    candles_of(STOPPABLE_SYMBOL, STOPPABLE_CANDLES)  # the search goes on for seconds after the cut
     redis_client = connect_redis(settings)
     job = create_job(db, redis_client, settings, JobRequest(
-        strategy="sma_crossover", symbol="SYN", timeframe="5m", optimizer="random", n_iterations=600,
+        strategy="sma_crossover", symbol=STOPPABLE_SYMBOL, timeframe="5m", optimizer="random", n_iterations=600,
         min_trades=1, validation={"enabled": False},
         param_space={"fast": {"low": 5, "high": 45, "step": 1}, "slow": {"low": 50, "high": 200, "step": 5}}))
     redis_client.close()

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from tests.conftest import STOPPABLE_CANDLES, STOPPABLE_SYMBOL
 from tests.polling import job_row as row, wait_for
 from trad.jobs.runner import run_training
 from trad.jobs.stop_flags import cancel_key
@@ -151,8 +152,8 @@ def test_killed_database_connections_do_not_fail_the_job(db, settings, env, make
 
 
 def test_resume_runs_only_what_is_missing(db, settings, env, make_job, candles_of, redis):
-    candles_of("SYN", 20_000)
-    job = make_job(optimizer="grid", config={"param_space": {"fast": {"low": 5, "high": 45, "step": 1},
+    candles_of(STOPPABLE_SYMBOL, STOPPABLE_CANDLES)
+    job = make_job(symbol=STOPPABLE_SYMBOL, optimizer="grid", config={"param_space": {"fast": {"low": 5, "high": 45, "step": 1},
                                                              "slow": {"low": 50, "high": 200, "step": 5}},
                                              "validation": {"enabled": False}})
     worker = start_in_subprocess(env, job["id"])
