@@ -153,9 +153,10 @@ def test_killed_database_connections_do_not_fail_the_job(db, settings, env, make
 
 def test_resume_runs_only_what_is_missing(db, settings, env, make_job, candles_of, redis):
     candles_of(STOPPABLE_SYMBOL, STOPPABLE_CANDLES)
-    job = make_job(symbol=STOPPABLE_SYMBOL, optimizer="grid", config={"param_space": {"fast": {"low": 5, "high": 45, "step": 1},
-                                                             "slow": {"low": 50, "high": 200, "step": 5}},
-                                             "validation": {"enabled": False}})
+    job = make_job(symbol=STOPPABLE_SYMBOL, optimizer="grid",
+                   config={"param_space": {"fast": {"low": 5, "high": 45, "step": 1},
+                                           "slow": {"low": 50, "high": 200, "step": 5}},
+                           "validation": {"enabled": False}})
     worker = start_in_subprocess(env, job["id"])
     try:
         wait_for(lambda: (row(db, job["id"])["current_episode"] or 0) >= 30, timeout=60)

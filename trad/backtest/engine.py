@@ -39,6 +39,7 @@ class BacktestResult:
 
     @cached_property
     def trades(self) -> pd.DataFrame:
+        """The trades table, built from the fills and the ledger on first read."""
         fills, ledger, timestamps = self.fills, self.ledger, self.timestamps
         return pd.DataFrame({
             "entry_time": timestamps.take(fills.entry_index).reset_index(drop=True),
